@@ -1,0 +1,41 @@
+"""Typed errors. Each one says what went wrong and what to do about it.
+
+All inherit from :class:`RelRepError`, itself a ``ValueError``, so ``except ValueError`` keeps working for callers
+that do not care about the details.
+"""
+
+
+class RelRepError(ValueError):
+    """Base class of every error raised by hf-relrep on bad input."""
+
+
+class AnchorError(RelRepError):
+    """The anchor set is unusable: too few anchors, wrong dimension, or anchors that do not correspond."""
+
+
+class StatisticsError(RelRepError):
+    """The statistics set cannot normalize: a batch of one with ``stats="batch"``, too few samples to whiten."""
+
+
+class NonFiniteError(RelRepError):
+    """Latents, anchors or statistics contain NaN or infinite values."""
+
+
+class ConfigurationError(RelRepError):
+    """An unknown mode name or an invalid combination of settings."""
+
+
+class StitchingError(RelRepError):
+    """Two models cannot be stitched: their anchors, labels or normalization do not correspond."""
+
+
+class TopologyError(RelRepError):
+    """Persistence cannot be computed on this input (no class with two samples, non-finite points, ...)."""
+
+
+class DataError(RelRepError):
+    """A dataset lacks the needed columns or labels, or parallel sets do not line up."""
+
+
+class UnsafeCheckpointError(RelRepError):
+    """A checkpoint is offered only as a pickle; hf-relrep loads safetensors unless told otherwise."""
