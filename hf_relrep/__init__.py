@@ -1,3 +1,60 @@
-"""hf-relrep: relative representations and zero-shot model stitching for Hugging Face Transformers."""
+"""hf-relrep: relative representations and zero-shot model stitching for Hugging Face Transformers.
+
+Importing the package registers the model type ``"hf-relrep"`` with `AutoConfig`, `AutoModel` and
+`AutoModelForSequenceClassification`, so saved models load through the Auto classes without ``trust_remote_code``.
+"""
 
 __version__ = "0.1.0"
+
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+from .configuration import RelativeEncoderConfig, anchor_fingerprint
+from .errors import (
+    AnchorError,
+    ConfigurationError,
+    DataError,
+    NonFiniteError,
+    RelRepError,
+    StatisticsError,
+    StitchingError,
+    TopologyError,
+    UnsafeCheckpointError,
+)
+from .modeling import (
+    RelativeModel,
+    RelativeModelForSequenceClassification,
+    RelativeModelOutput,
+    RelativeSequenceClassifierOutput,
+)
+from .pooling import pool
+from .projection import NormalizationStatistics, RelativeProjection, compute_statistics, relative_transform
+
+
+AutoConfig.register(RelativeEncoderConfig.model_type, RelativeEncoderConfig, exist_ok=True)
+AutoModel.register(RelativeEncoderConfig, RelativeModel, exist_ok=True)
+AutoModelForSequenceClassification.register(
+    RelativeEncoderConfig, RelativeModelForSequenceClassification, exist_ok=True
+)
+
+__all__ = [
+    "AnchorError",
+    "ConfigurationError",
+    "DataError",
+    "NonFiniteError",
+    "NormalizationStatistics",
+    "RelRepError",
+    "RelativeEncoderConfig",
+    "RelativeModel",
+    "RelativeModelForSequenceClassification",
+    "RelativeModelOutput",
+    "RelativeProjection",
+    "RelativeSequenceClassifierOutput",
+    "StatisticsError",
+    "StitchingError",
+    "TopologyError",
+    "UnsafeCheckpointError",
+    "anchor_fingerprint",
+    "compute_statistics",
+    "pool",
+    "relative_transform",
+]

@@ -1,0 +1,175 @@
+"""`RelativeEncoderConfig`: the single source of truth of a relative-representation classifier."""
+
+import hashlib
+import json
+from typing import Any
+
+from huggingface_hub.dataclasses import strict
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+from .errors import AnchorError, ConfigurationError
+from .pooling import POOLING_MODES
+from .projection import NORMALIZATIONS, STATISTICS_SOURCES
+
+
+REPRESENTATIONS = ("relative", "absolute")
+ADAPTERS = ("none", "linear", "mlp")
+HEADS = ("linear", "mlp")
+
+
+def anchor_fingerprint(anchor_texts: list[str]) -> str:
+    """A stable identifier of an exact, ordered list of anchor texts: ``sha256`` of their JSON encoding."""
+    payload = json.dumps(list(anchor_texts), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return "sha256:" + hashlib.sha256(payload).hexdigest()
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigurationError(f"Unknown {name}={value!r}; choose one of {', '.join(map(repr, choices))}.")
+
+
+@strict
+class RelativeEncoderConfig(PreTrainedConfig):
+    r"""Configuration of a [`RelativeModelForSequenceClassification`].
+
+    The model reads: text → `backbone` → `pooling` → optional `adapter` → latent z → relative projection against
+    the anchors (or nothing, in `"absolute"` mode) → classification `head` → logits.
+
+    Args:
+        backbone (`PreTrainedConfig` or `dict`):
+            Configuration of the wrapped model, any architecture `AutoModel` can build.
+        pooling (`str`, defaults to `"cls"`):
+            `"cls"` (the paper), `"mean"` (sentence-transformers, e5), `"max"` or `"last"`.
+        adapter (`str`, defaults to `"none"`):
+            An optional trainable map after pooling: `"none"`, `"linear"` or `"mlp"` (Linear-GELU-Linear). Useful on a
+            frozen backbone, so that the latent still has trainable parameters.
+        adapter_size (`int`, *optional*):
+            Output size of the adapter; defaults to the backbone's hidden size.
+        representation (`str`, defaults to `"relative"`):
+            `"relative"` (the head reads similarities to the anchors) or `"absolute"` (the head reads the latent:
+            the baseline, which does not stitch across models).
+        normalization (`str`, defaults to `"robust"`):
+            `"none"` (vanilla cosine, Moschella et al. 2023), `"robust"` (per-dimension standardization, paper
+            Def. 3.1) or `"whiten"` (full whitening: invariant to every invertible affine map).
+        stats (`str`, defaults to `"anchors"`):
+            Where the normalization statistics come from: `"anchors"` (the default: deterministic, works for a
+            batch of one), `"batch"` (the paper's definition) or `"running"` (non-affine BatchNorm-style running
+            estimates, frozen in eval mode, as in the paper's released code).
+        running_momentum (`float`, defaults to 0.3):
+            Momentum of the running estimates (the paper's released code uses 0.3).
+        whiten_shrinkage (`float`, defaults to 0.0):
+            Shrinkage λ of the covariance towards `tr(Σ)/d · I` before whitening; 0 keeps exact affine invariance.
+        eps (`float`, defaults to 1e-5):
+            Dimensions whose standard deviation over the statistics set is below `eps` are ignored.
+        anchor_texts (`list[str]`):
+            The anchors, in order. Saved with the model; their token ids are saved in the weights.
+        anchor_set_id (`str`, *optional*):
+            The name of the parallel anchor set these anchors belong to (e.g. `"en-fr-sentiment/anchors@1"`). Two
+            models stitch only if they declare the same id: anchor i of one is the counterpart of anchor i of the other.
+        anchor_text_prefix (`str`, defaults to `""`):
+            Prefix added to every text before tokenization (e5 expects `"passage: "`).
+        anchor_refresh_steps (`int`, defaults to 1):
+            In train mode, anchor latents are re-embedded (with gradient) every this many forward calls and reused
+            (detached) in between. 1 is exact; the paper re-embeds every 500 steps.
+        head (`str`, defaults to `"linear"`):
+            `"linear"` (the paper: one Linear) or `"mlp"`.
+        head_hidden_size (`int`, *optional*):
+            Hidden size of the `"mlp"` head.
+        classifier_dropout (`float`, defaults to 0.0):
+            Dropout on the head's input.
+        provenance (`dict`, *optional*):
+            Where the encoder side and the head came from, filled by `stitch()`.
+
+    Example:
+
+    ```python
+    >>> from transformers import BertConfig
+    >>> from hf_relrep import RelativeEncoderConfig, RelativeModelForSequenceClassification
+    >>> backbone = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+    >>> config = RelativeEncoderConfig(backbone=backbone, anchor_texts=["good", "bad", "fine"], num_labels=2)
+    >>> model = RelativeModelForSequenceClassification(config)
+    ```
+    """
+
+    model_type = "hf-relrep"
+    # Trainer hands only the logits to compute_metrics.
+    keys_to_ignore_at_inference = ["latents", "relative", "hidden_states", "attentions"]
+    sub_configs_defaults = {"backbone": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
+
+    backbone: PreTrainedConfig | dict | None = None
+    pooling: str = "cls"
+    adapter: str = "none"
+    adapter_size: int | None = None
+    representation: str = "relative"
+    normalization: str = "robust"
+    stats: str = "anchors"
+    running_momentum: float = 0.3
+    whiten_shrinkage: float = 0.0
+    eps: float = 1e-5
+    anchor_texts: list[str] | None = None
+    anchor_set_id: str | None = None
+    anchor_fingerprint: str | None = None
+    anchor_text_prefix: str = ""
+    anchor_max_length: int = 128
+    anchor_refresh_steps: int = 1
+    head: str = "linear"
+    head_hidden_size: int | None = None
+    classifier_dropout: float = 0.0
+    provenance: dict | None = None
+    hf_relrep_version: str | None = None
+
+    def __post_init__(self, **kwargs: Any):
+        super().__post_init__(**kwargs)
+        _check_choice("pooling", self.pooling, POOLING_MODES)
+        _check_choice("adapter", self.adapter, ADAPTERS)
+        _check_choice("representation", self.representation, REPRESENTATIONS)
+        _check_choice("normalization", self.normalization, NORMALIZATIONS)
+        _check_choice("stats", self.stats, STATISTICS_SOURCES + ("running",))
+        _check_choice("head", self.head, HEADS)
+        if not 0.0 <= self.whiten_shrinkage <= 1.0:
+            raise ConfigurationError(f"whiten_shrinkage must lie in [0, 1], got {self.whiten_shrinkage}.")
+        if not 0.0 < self.running_momentum <= 1.0:
+            raise ConfigurationError(f"running_momentum must lie in (0, 1], got {self.running_momentum}.")
+        if self.anchor_refresh_steps < 1:
+            raise ConfigurationError(f"anchor_refresh_steps must be ≥ 1, got {self.anchor_refresh_steps}.")
+        if self.anchor_texts is not None:
+            self.anchor_texts = list(self.anchor_texts)
+            fingerprint = anchor_fingerprint(self.anchor_texts)
+            if self.anchor_fingerprint is not None and self.anchor_fingerprint != fingerprint:
+                raise ConfigurationError(
+                    "anchor_fingerprint does not match anchor_texts: the saved anchors were edited. Remove "
+                    "`anchor_fingerprint` from config.json to accept the new anchors, or restore the original texts."
+                )
+            self.anchor_fingerprint = fingerprint
+        if self.representation == "relative" and self.anchor_texts is not None and len(self.anchor_texts) < 2:
+            raise AnchorError(
+                f"A relative model needs at least 2 anchors, got {len(self.anchor_texts)}; pass more anchor_texts."
+            )
+
+    @property
+    def num_anchors(self) -> int:
+        """Number of anchors, i.e. the size of the relative representation."""
+        return len(self.anchor_texts or ())
+
+    @property
+    def latent_size(self) -> int:
+        """Size of the latent z: the adapter's output, else the backbone's hidden size."""
+        if self.adapter != "none" and self.adapter_size is not None:
+            return self.adapter_size
+        return self.backbone.hidden_size
+
+    @property
+    def head_input_size(self) -> int:
+        """What the head reads: the number of anchors (relative) or the latent size (absolute)."""
+        return self.num_anchors if self.representation == "relative" else self.latent_size
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        from . import __version__
+
+        output["hf_relrep_version"] = __version__
+        return output
+
+
+__all__ = ["RelativeEncoderConfig", "anchor_fingerprint"]

@@ -1,0 +1,293 @@
+"""The relative transformations: a pure functional core and the module around it.
+
+A relative representation describes a latent z by its cosine similarities to k anchor latents a_1..a_k. Before the
+cosines, latents and anchors may be normalized with the statistics of a reference set B:
+
+- ``"none"``: vanilla relative representation (Moschella et al., ICLR 2023)
+  ``T(z) = (cos(z, a_i))_i``, invariant to ``z ↦ αUz`` (U orthogonal, α > 0).
+- ``"robust"``: the paper's Def. 3.1 (García-Castellanos et al., 2024): ``ẑ = (z − μ_B) / σ_B``,
+  ``â_i = (a_i − μ_B) / σ_B``, ``T(z) = (cos(ẑ, â_i))_i``; invariant to ``z ↦ DPz + h`` (permutation P, invertible
+  diagonal D, shift h) applied to z, A and B alike.
+- ``"whiten"``: ``ẑ = L⁻¹(z − μ_B)`` with ``Σ_B = LLᵀ``; invariant to every invertible affine map ``z ↦ Mz + h``.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import AnchorError, ConfigurationError, NonFiniteError, StatisticsError
+
+
+NORMALIZATIONS = ("none", "robust", "whiten")
+STATISTICS_SOURCES = ("anchors", "batch")
+
+
+@dataclass(frozen=True)
+class NormalizationStatistics:
+    """Statistics of a reference set B: its mean and either its per-dimension variance or its covariance.
+
+    Attributes:
+        mean: ``[d]`` mean μ_B.
+        var: ``[d]`` per-dimension (biased) variance σ²_B, for ``"robust"``.
+        cov: ``[d, d]`` (biased) covariance Σ_B, for ``"whiten"``; ``None`` when only ``var`` was estimated.
+        num_samples: |B|, used to refuse whitening with fewer samples than dimensions.
+    """
+
+    mean: torch.Tensor
+    var: torch.Tensor
+    cov: torch.Tensor | None = None
+    num_samples: int | None = None
+
+
+def _check_finite(name: str, tensor: torch.Tensor) -> None:
+    if not torch.isfinite(tensor).all():
+        raise NonFiniteError(
+            f"{name} contain NaN or infinite values; check the backbone's outputs (e.g. a fp16 overflow) "
+            "before the relative transform."
+        )
+
+
+def compute_statistics(samples: torch.Tensor, *, with_covariance: bool = False) -> NormalizationStatistics:
+    """Mean, per-dimension variance and optionally covariance of a statistics set.
+
+    ``μ = (1/n) Σ_j b_j``, ``σ² = (1/n) Σ_j (b_j − μ)²``, ``Σ = (1/n) Σ_j (b_j − μ)(b_j − μ)ᵀ`` (biased estimates;
+    a common scale factor does not change any cosine).
+
+    Args:
+        samples: ``[n, d]`` the statistics set B.
+        with_covariance: also compute the ``[d, d]`` covariance (needed by ``"whiten"``).
+    """
+    if samples.ndim != 2:
+        raise StatisticsError(f"The statistics set must be [num_samples, dim], got shape {tuple(samples.shape)}.")
+    if samples.shape[0] < 2:
+        raise StatisticsError(
+            f"Normalization statistics need at least 2 samples, got {samples.shape[0]}. With stats='batch', "
+            "use batches of 2 or more, or switch to stats='anchors' or 'running' for single-example inference."
+        )
+    mean = samples.mean(0)
+    centered = samples - mean
+    var = centered.square().mean(0)
+    cov = centered.T @ centered / samples.shape[0] if with_covariance else None
+    return NormalizationStatistics(mean=mean, var=var, cov=cov, num_samples=samples.shape[0])
+
+
+def _standardizer(stats: NormalizationStatistics, eps: float, scale: torch.Tensor):
+    """``x ↦ (x − μ) / σ``, with dimensions where ``σ ≤ eps · scale`` set to zero (no scale can be estimated)."""
+    informative = stats.var.detach() > (eps * scale.detach()).square()
+    safe_var = torch.where(informative, stats.var, torch.ones_like(stats.var))
+    inv_std = torch.where(informative, safe_var.rsqrt(), torch.zeros_like(stats.var))
+    return lambda x: (x - stats.mean) * inv_std
+
+
+def _whitener(stats: NormalizationStatistics, shrinkage: float, eps: float):
+    """``x ↦ L⁻¹(x − μ)`` with ``(1 − λ)Σ + λ·tr(Σ)/d·I = LLᵀ`` (any whitening matrix gives the same cosines)."""
+    if stats.cov is None:
+        raise StatisticsError("Whitening needs the covariance of the statistics set; compute it with_covariance=True.")
+    dim = stats.cov.shape[0]
+    if shrinkage == 0.0 and stats.num_samples is not None and stats.num_samples <= dim:
+        raise StatisticsError(
+            f"Whitening a {dim}-dimensional latent needs more than {dim} statistics samples, got {stats.num_samples}"
+            ". Use more anchors (stats='anchors') or larger batches, or set a shrinkage > 0 (e.g. 0.1; it gives up "
+            "exact affine invariance)."
+        )
+    cov = stats.cov
+    identity = torch.eye(dim, dtype=cov.dtype, device=cov.device)
+    if shrinkage > 0.0:
+        cov = (1.0 - shrinkage) * cov + shrinkage * (torch.diagonal(cov).mean() * identity)
+    chol, info = torch.linalg.cholesky_ex(cov + eps * eps * identity)
+    if info.item() != 0:
+        raise StatisticsError(
+            "The statistics set's covariance is singular (collinear or duplicated latents); set a shrinkage > 0."
+        )
+
+    def whiten(x: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.solve_triangular(chol, (x - stats.mean).T, upper=False).T
+
+    return whiten
+
+
+def _magnitude(statistics, stats, latents, anchor_latents) -> torch.Tensor:
+    """Per-dimension magnitude of the statistics set, the yardstick for calling a dimension constant."""
+    if isinstance(stats, NormalizationStatistics):
+        return statistics.mean.abs() + statistics.var.sqrt()
+    samples = anchor_latents if stats == "anchors" else latents
+    return samples.abs().amax(0)
+
+
+def relative_transform(
+    latents: torch.Tensor,
+    anchor_latents: torch.Tensor,
+    *,
+    normalization: str = "robust",
+    stats: str | NormalizationStatistics = "anchors",
+    shrinkage: float = 0.0,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Relative representation of `latents` with respect to `anchor_latents`.
+
+    ``T(z)_i = cos(N(z), N(a_i)) = ⟨N(z), N(a_i)⟩ / (‖N(z)‖ ‖N(a_i)‖)`` where N is
+
+    - ``"none"``: the identity (vanilla relative representation);
+    - ``"robust"``: ``N(x) = (x − μ_B) / σ_B``, per-dimension, no learned affine (paper Def. 3.1);
+    - ``"whiten"``: ``N(x) = L⁻¹(x − μ_B)`` with ``(1 − λ)Σ_B + λ·tr(Σ_B)/d·I = LLᵀ``.
+
+    Dimensions that are constant over B — standard deviation ≤ `eps` × their largest magnitude over B, i.e. at the
+    level of rounding noise: dead units, a constant coordinate — are set to zero in both latents and anchors by
+    ``"robust"``: no scale can be estimated for them, and dividing by a noise-level σ would let one dead unit dominate
+    every norm. The threshold is relative, so it commutes with per-dimension rescaling. A zero vector after
+    normalization has cosine 0 with everything.
+
+    Args:
+        latents: ``[batch, d]`` latents z.
+        anchor_latents: ``[k, d]`` anchor latents, k ≥ 2.
+        normalization: ``"none"``, ``"robust"`` or ``"whiten"``.
+        stats: the statistics set B: ``"anchors"`` (the default; independent of the batch), ``"batch"`` (the
+            incoming latents, the paper's definition; needs a batch of 2 or more), or precomputed
+            [`NormalizationStatistics`] (e.g. running estimates). Ignored by ``"none"``.
+        shrinkage: λ for ``"whiten"``; 0 keeps exact affine invariance but needs |B| > d.
+        eps: relative threshold on σ_B below which a dimension counts as constant, and the floor of the cosine's
+            norms.
+
+    Returns:
+        ``[batch, k]`` cosine similarities in [-1, 1].
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from hf_relrep import relative_transform
+    >>> z, anchors = torch.randn(4, 16), torch.randn(10, 16)
+    >>> relative_transform(z, anchors, normalization="robust", stats="anchors").shape
+    torch.Size([4, 10])
+    ```
+    """
+    if normalization not in NORMALIZATIONS:
+        raise ConfigurationError(f"Unknown normalization {normalization!r}; choose one of {NORMALIZATIONS}.")
+    if latents.ndim != 2 or anchor_latents.ndim != 2:
+        raise AnchorError(
+            f"latents and anchor_latents must be 2-D [n, dim], got {tuple(latents.shape)} and "
+            f"{tuple(anchor_latents.shape)}."
+        )
+    if anchor_latents.shape[0] < 2:
+        raise AnchorError(f"A relative representation needs at least 2 anchors, got {anchor_latents.shape[0]}.")
+    if latents.shape[1] != anchor_latents.shape[1]:
+        raise AnchorError(
+            f"Latents have dimension {latents.shape[1]} but anchors have {anchor_latents.shape[1]}: embed the anchors "
+            "with the same encoder (and pooling) as the inputs."
+        )
+    _check_finite("Latents", latents)
+    _check_finite("Anchor latents", anchor_latents)
+
+    if normalization == "none":
+        normalize = None
+    else:
+        if isinstance(stats, NormalizationStatistics):
+            statistics = stats
+        elif stats == "anchors":
+            statistics = compute_statistics(anchor_latents, with_covariance=normalization == "whiten")
+        elif stats == "batch":
+            statistics = compute_statistics(latents, with_covariance=normalization == "whiten")
+        else:
+            raise ConfigurationError(
+                f"Unknown stats={stats!r}; choose 'anchors', 'batch' or pass NormalizationStatistics."
+            )
+        if statistics.mean.shape[-1] != latents.shape[1]:
+            raise StatisticsError(
+                f"Statistics have dimension {statistics.mean.shape[-1]}, latents have {latents.shape[1]}."
+            )
+        if normalization == "robust":
+            normalize = _standardizer(statistics, eps, _magnitude(statistics, stats, latents, anchor_latents))
+        else:
+            normalize = _whitener(statistics, shrinkage, eps)
+
+    if normalize is not None:
+        latents, anchor_latents = normalize(latents), normalize(anchor_latents)
+    return F.normalize(latents, dim=-1, eps=eps) @ F.normalize(anchor_latents, dim=-1, eps=eps).T
+
+
+class RelativeProjection(nn.Module):
+    """The relative transform as a module, with running statistics for ``stats="running"``.
+
+    With ``stats="running"`` the module behaves like a non-affine ``BatchNorm1d`` around the statistics set
+    B = (batch latents ∪ anchor latents): in train mode it normalizes with the statistics of that set and updates the
+    running estimates, ``r ← (1 − m)·r + m·estimate``; in eval mode it normalizes with the frozen running estimates.
+    Including the anchors keeps train mode usable with a batch of one.
+
+    Args:
+        latent_size: d, the latent dimension (sizes the running buffers).
+        normalization: ``"none"``, ``"robust"`` or ``"whiten"``.
+        stats: ``"anchors"``, ``"batch"`` or ``"running"``.
+        momentum: m for the running estimates.
+        shrinkage: λ for ``"whiten"``.
+        eps: see [`relative_transform`].
+    """
+
+    def __init__(
+        self,
+        latent_size: int,
+        *,
+        normalization: str = "robust",
+        stats: str = "anchors",
+        momentum: float = 0.3,
+        shrinkage: float = 0.0,
+        eps: float = 1e-5,
+    ):
+        super().__init__()
+        if normalization not in NORMALIZATIONS:
+            raise ConfigurationError(f"Unknown normalization {normalization!r}; choose one of {NORMALIZATIONS}.")
+        if stats not in STATISTICS_SOURCES + ("running",):
+            raise ConfigurationError(f"Unknown stats {stats!r}; choose 'anchors', 'batch' or 'running'.")
+        self.normalization, self.stats, self.momentum = normalization, stats, momentum
+        self.shrinkage, self.eps = shrinkage, eps
+        if stats == "running" and normalization != "none":
+            self.register_buffer("running_mean", torch.zeros(latent_size))
+            self.register_buffer("running_cov", torch.eye(latent_size))
+            self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
+
+    def reset_running_stats(self) -> None:
+        """Forget the running estimates (mean 0, identity covariance)."""
+        if hasattr(self, "running_mean"):
+            self.running_mean.zero_()
+            self.running_cov.copy_(torch.eye(self.running_cov.shape[0], device=self.running_cov.device))
+            self.num_batches_tracked.zero_()
+
+    @torch.no_grad()
+    def update_running_stats(self, samples: torch.Tensor) -> None:
+        """Fold the statistics of `samples` ``[n, d]`` into the running estimates (what a statistics sub-batch does)."""
+        estimate = compute_statistics(samples.detach().float(), with_covariance=True)
+        if self.num_batches_tracked.item() == 0:
+            self.running_mean.copy_(estimate.mean)
+            self.running_cov.copy_(estimate.cov)
+        else:
+            self.running_mean.lerp_(estimate.mean, self.momentum)
+            self.running_cov.lerp_(estimate.cov, self.momentum)
+        self.num_batches_tracked += 1
+
+    def running_statistics(self) -> NormalizationStatistics:
+        """The frozen running estimates as [`NormalizationStatistics`]."""
+        return NormalizationStatistics(
+            mean=self.running_mean, var=torch.diagonal(self.running_cov), cov=self.running_cov, num_samples=None
+        )
+
+    def forward(self, latents: torch.Tensor, anchor_latents: torch.Tensor) -> torch.Tensor:
+        stats: str | NormalizationStatistics = self.stats
+        if self.stats == "running" and self.normalization != "none":
+            if self.training:
+                reference = torch.cat([latents, anchor_latents], dim=0)
+                stats = compute_statistics(reference, with_covariance=self.normalization == "whiten")
+                self.update_running_stats(reference)
+            else:
+                stats = self.running_statistics()
+        return relative_transform(
+            latents,
+            anchor_latents,
+            normalization=self.normalization,
+            stats=stats,
+            shrinkage=self.shrinkage,
+            eps=self.eps,
+        )
+
+    def extra_repr(self) -> str:
+        return f"normalization={self.normalization!r}, stats={self.stats!r}"
