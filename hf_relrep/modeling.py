@@ -6,12 +6,21 @@ relative vector, so the head of one model can sit on the encoder side of another
 """
 
 import copy
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    PreTrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.models.auto.auto_factory import _get_model_class
 from transformers.utils import ModelOutput
 
 from .configuration import RelativeEncoderConfig, anchor_fingerprint
@@ -84,6 +93,12 @@ class RelativePreTrainedModel(PreTrainedModel):
             module.reset_running_stats()
 
 
+def _without_pooler(backbone_config: PreTrainedConfig) -> dict[str, Any]:
+    """`add_pooling_layer=False` for backbones that take it (BERT, RoBERTa, ...): we pool ourselves."""
+    model_class = _get_model_class(backbone_config, AutoModel._model_mapping)
+    return {"add_pooling_layer": False} if "add_pooling_layer" in inspect.signature(model_class).parameters else {}
+
+
 def _build_adapter(config: RelativeEncoderConfig) -> nn.Module:
     hidden = config.backbone.hidden_size
     if config.adapter == "none":
@@ -106,7 +121,9 @@ class RelativeModel(RelativePreTrainedModel):
 
     def __init__(self, config: RelativeEncoderConfig, backbone: PreTrainedModel | None = None):
         super().__init__(config)
-        self.backbone = backbone if backbone is not None else AutoModel.from_config(config.backbone)
+        if backbone is None:
+            backbone = AutoModel.from_config(config.backbone, **_without_pooler(config.backbone))
+        self.backbone = backbone
         # One config object for the backbone, as in EncoderDecoderModel: ours, with the backbone's attention choice.
         config.backbone._attn_implementation = self.backbone.config._attn_implementation
         self.backbone.config = config.backbone
@@ -364,7 +381,13 @@ class RelativeModelForSequenceClassification(RelativePreTrainedModel):
             **config_kwargs: any other [`RelativeEncoderConfig`] field (`adapter`, `head`, `whiten_shrinkage`, ...).
         """
         backbone_kwargs = dict(backbone_kwargs or {})
-        backbone = AutoModel.from_pretrained(pretrained_model_name_or_path, **backbone_kwargs)
+        hub_kwargs = {
+            key: backbone_kwargs[key] for key in ("revision", "token", "cache_dir") if key in backbone_kwargs
+        }
+        backbone_config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        backbone = AutoModel.from_pretrained(
+            pretrained_model_name_or_path, **{**_without_pooler(backbone_config), **backbone_kwargs}
+        )
         if representation == "relative" and (anchor_texts is None or len(anchor_texts) < 2):
             raise AnchorError(
                 "A relative model needs anchor_texts with at least 2 sentences; pass representation='absolute' for "
