@@ -245,5 +245,5 @@ def test_intertwined_networks_predict_identically_under_robust_not_vanilla(backb
 
     vanilla = _adapter_model(backbone_dir, normalization="none")
     moved, original = _intertwined(vanilla)(**batch), vanilla(**batch)
-    assert (moved.relative - original.relative).abs().max() > 0.05
+    assert (moved.relative - original.relative).abs().max() > 1e-2  # 100× the tolerance robust meets
     assert (moved.logits - original.logits).abs().max() > 1e-2
