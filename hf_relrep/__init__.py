@@ -28,6 +28,7 @@ from .modeling import (
 )
 from .pooling import pool
 from .projection import NormalizationStatistics, RelativeProjection, compute_statistics, relative_transform
+from .stitching import AbsoluteStitchingWarning, check_stitchable, stitch
 
 
 AutoConfig.register(RelativeEncoderConfig.model_type, RelativeEncoderConfig, exist_ok=True)
@@ -37,6 +38,7 @@ AutoModelForSequenceClassification.register(
 )
 
 __all__ = [
+    "AbsoluteStitchingWarning",
     "AnchorError",
     "ConfigurationError",
     "DataError",
@@ -54,7 +56,9 @@ __all__ = [
     "TopologyError",
     "UnsafeCheckpointError",
     "anchor_fingerprint",
+    "check_stitchable",
     "compute_statistics",
     "pool",
     "relative_transform",
+    "stitch",
 ]

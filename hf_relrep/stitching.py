@@ -1,0 +1,173 @@
+"""Zero-shot model stitching: the encoder side of one relative model with the head of another, no training."""
+
+import copy
+import hashlib
+import os
+import warnings
+from typing import Any
+
+import torch
+from huggingface_hub import HfApi
+from transformers import AutoConfig, PreTrainedModel
+
+from .configuration import RelativeEncoderConfig
+from .errors import StitchingError
+from .modeling import RelativeModelForSequenceClassification
+
+
+ModelSource = RelativeModelForSequenceClassification | str | os.PathLike
+
+
+class AbsoluteStitchingWarning(UserWarning):
+    """Absolute representations of two separately trained models are not aligned: expect chance-level accuracy."""
+
+
+def state_fingerprint(module: torch.nn.Module) -> str:
+    """``sha256`` over a module's state (names, dtypes, shapes and bytes, in name order): a content hash."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return "sha256:" + digest.hexdigest()
+
+
+def load_relative_model(
+    source: ModelSource, *, revision: str | None = None, token: str | bool | None = None, **kwargs: Any
+) -> RelativeModelForSequenceClassification:
+    """A relative classifier from a model instance, a local folder or a Hub id (at an optional revision)."""
+    if isinstance(source, PreTrainedModel):
+        if not isinstance(source, RelativeModelForSequenceClassification):
+            raise StitchingError(
+                f"Only relative classifiers stitch; got a {type(source).__name__}. Wrap the backbone with "
+                "RelativeModelForSequenceClassification.from_backbone_pretrained(...) and train its head first."
+            )
+        return source
+    config = AutoConfig.from_pretrained(source, revision=revision, token=token)
+    if not isinstance(config, RelativeEncoderConfig):
+        raise StitchingError(
+            f"{source} holds a {config.model_type!r} model, not a relative classifier ('hf-relrep'). Wrap its backbone "
+            "with RelativeModelForSequenceClassification.from_backbone_pretrained(...) and train a head first."
+        )
+    model = RelativeModelForSequenceClassification.from_pretrained(
+        source, config=config, revision=revision, token=token, **kwargs
+    )
+    if not os.path.isdir(source):  # a Hub id: record the exact commit it resolved to
+        model._hub_commit = HfApi().model_info(str(source), revision=revision, token=token).sha
+    return model
+
+
+def _describe(model: RelativeModelForSequenceClassification, source: ModelSource, revision: str | None, part) -> dict:
+    origin = source if not isinstance(source, PreTrainedModel) else (model.config.name_or_path or None)
+    entry = {"source": str(origin) if origin else None, "content_sha256": state_fingerprint(part)}
+    if revision is not None:
+        entry["revision"] = revision
+    commit = getattr(model, "_hub_commit", None)
+    if commit is not None:
+        entry["commit"] = commit
+    return entry
+
+
+def check_stitchable(encoder_config: RelativeEncoderConfig, head_config: RelativeEncoderConfig) -> None:
+    """Raise a `StitchingError` that says why and what would fix it, when the two sides do not correspond."""
+    if encoder_config.representation != head_config.representation:
+        raise StitchingError(
+            f"The encoder model is {encoder_config.representation!r} but the head reads {head_config.representation!r}"
+            " representations; stitch two relative models (or two absolute ones)."
+        )
+    if sorted(encoder_config.id2label.items()) != sorted(head_config.id2label.items()):
+        raise StitchingError(
+            f"The label sets differ: encoder model {encoder_config.id2label} vs head {head_config.id2label}. Train both "
+            "heads on the same labels (same ids and names)."
+        )
+    if encoder_config.representation == "absolute":
+        if encoder_config.latent_size != head_config.latent_size:
+            raise StitchingError(
+                f"Absolute stitching needs equal latent sizes; got {encoder_config.latent_size} (encoder) and "
+                f"{head_config.latent_size} (head). Use relative models: they stitch across sizes."
+            )
+        warnings.warn(
+            "Stitching absolute representations: the two latent spaces are not aligned, so expect chance-level "
+            "accuracy. This is the baseline the relative representation is compared with.",
+            AbsoluteStitchingWarning,
+            stacklevel=3,
+        )
+        return
+    if encoder_config.num_anchors != head_config.num_anchors:
+        raise StitchingError(
+            f"The encoder model has {encoder_config.num_anchors} anchors but the head reads {head_config.num_anchors}"
+            " relative coordinates. Both models must use the same parallel anchor set."
+        )
+    same_texts = encoder_config.anchor_fingerprint == head_config.anchor_fingerprint
+    declared = encoder_config.anchor_set_id is not None and encoder_config.anchor_set_id == head_config.anchor_set_id
+    if not (same_texts or declared):
+        raise StitchingError(
+            "The anchor sets are not declared parallel: anchor_set_id is "
+            f"{encoder_config.anchor_set_id!r} (encoder) vs {head_config.anchor_set_id!r} (head) and the anchor texts "
+            "differ. If anchor i of one model is the translation of anchor i of the other, build both with the same "
+            "anchor_set_id (from_backbone_pretrained(..., anchor_set_id=...))."
+        )
+    if encoder_config.normalization != head_config.normalization:
+        raise StitchingError(
+            f"The head was trained on normalization={head_config.normalization!r} but the encoder model produces "
+            f"{encoder_config.normalization!r} relative vectors; stitch models trained with the same normalization."
+        )
+    if encoder_config.stats != head_config.stats:
+        warnings.warn(
+            f"The encoder model's statistics come from {encoder_config.stats!r}, the head's from "
+            f"{head_config.stats!r}: relative vectors may be distributed differently from what the head saw.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def stitch(
+    encoder_from: ModelSource,
+    head_from: ModelSource,
+    *,
+    encoder_revision: str | None = None,
+    head_revision: str | None = None,
+    token: str | bool | None = None,
+) -> RelativeModelForSequenceClassification:
+    """Combine the encoder side of one relative classifier with the head of another, without training.
+
+    The result has `encoder_from`'s backbone, pooling, adapter, anchors and normalization statistics, and
+    `head_from`'s classification head and labels. Its `config.provenance` records both sources, their revisions and
+    content hashes; it saves, pushes and loads like any other relative model.
+
+    Args:
+        encoder_from: a `RelativeModelForSequenceClassification`, a local folder or a Hub id.
+        head_from: likewise.
+        encoder_revision, head_revision: Hub revisions (branch, tag or commit) of the two sources.
+        token: Hub token for private repositories.
+
+    Raises:
+        StitchingError: different anchor counts, anchor sets not declared parallel, different label sets, a head
+            trained on another normalization, or absolute models of different sizes.
+
+    Example:
+
+    ```python
+    >>> from hf_relrep import stitch
+    >>> french_encoder_english_head = stitch(encoder_from="me/relrep-fr", head_from="me/relrep-en")
+    ```
+    """
+    encoder_model = load_relative_model(encoder_from, revision=encoder_revision, token=token)
+    head_model = load_relative_model(head_from, revision=head_revision, token=token)
+    check_stitchable(encoder_model.config, head_model.config)
+
+    stitched = copy.deepcopy(encoder_model)
+    stitched.head = copy.deepcopy(head_model.head)
+    config = stitched.config
+    for field in ("head", "head_hidden_size", "classifier_dropout", "id2label", "label2id", "problem_type"):
+        setattr(config, field, copy.deepcopy(getattr(head_model.config, field)))
+    config.provenance = {
+        "encoder": _describe(encoder_model, encoder_from, encoder_revision, encoder_model.encoder),
+        "head": _describe(head_model, head_from, head_revision, head_model.head),
+        "anchor_set_id": encoder_model.config.anchor_set_id,
+    }
+    stitched.eval()
+    return stitched
+
+
+__all__ = ["AbsoluteStitchingWarning", "check_stitchable", "load_relative_model", "state_fingerprint", "stitch"]

@@ -1,0 +1,123 @@
+"""stitch(): the encoder side of one model with the head of another; refusals when they do not correspond."""
+
+import pytest
+import torch
+from tiny_models import save_tiny_backbone
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertModel
+
+from hf_relrep import RelativeModelForSequenceClassification, StitchingError
+from hf_relrep.stitching import AbsoluteStitchingWarning, state_fingerprint, stitch
+
+
+ANCHORS_EN = ["a good film", "a bad film", "the plot was boring", "great acting", "terrible ending", "i love it"]
+ANCHORS_FR = ["un bon film", "un mauvais film", "histoire pas bon", "très bon", "mauvais et pas fun", "la histoire"]
+LABELS = {0: "negative", 1: "positive"}
+
+
+@pytest.fixture(scope="module")
+def backbones(tmp_path_factory):
+    english = save_tiny_backbone(tmp_path_factory.mktemp("en"), seed=1)
+    french = save_tiny_backbone(tmp_path_factory.mktemp("fr"), seed=2, hidden_size=48, num_hidden_layers=1)
+    return english, french
+
+
+def _model(backbone, anchors, seed, **kwargs):
+    torch.manual_seed(seed)
+    kwargs.setdefault("anchor_set_id", "en-fr-test@1")
+    kwargs.setdefault("id2label", LABELS)
+    return RelativeModelForSequenceClassification.from_backbone_pretrained(
+        str(backbone), anchor_texts=anchors, pooling="mean", **kwargs
+    ).eval()
+
+
+@pytest.fixture(scope="module")
+def models(backbones):
+    english, french = backbones
+    return _model(english, ANCHORS_EN, 10), _model(french, ANCHORS_FR, 20)
+
+
+def test_stitched_model_is_encoder_of_one_and_head_of_the_other(backbones, models, tmp_path):
+    english, french = models
+    stitched = stitch(encoder_from=french, head_from=english)
+    tokenizer = AutoTokenizer.from_pretrained(backbones[1])
+    batch = tokenizer(["un film très bon", "mauvais"], padding=True, return_tensors="pt")
+
+    expected = english.head(french(**batch).relative)
+    torch.testing.assert_close(stitched(**batch).logits, expected)
+    assert state_fingerprint(stitched.encoder) == state_fingerprint(french.encoder)
+    assert state_fingerprint(stitched.head) == state_fingerprint(english.head)
+    assert stitched.config.anchor_texts == ANCHORS_FR
+    provenance = stitched.config.provenance
+    assert provenance["encoder"]["content_sha256"] == state_fingerprint(french.encoder)
+    assert provenance["head"]["content_sha256"] == state_fingerprint(english.head)
+    assert provenance["anchor_set_id"] == "en-fr-test@1"
+    # The sources are untouched.
+    assert state_fingerprint(english.encoder) != state_fingerprint(stitched.encoder)
+
+    stitched.save_pretrained(tmp_path)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    torch.testing.assert_close(loaded(**batch).logits, expected)
+    assert loaded.config.provenance == provenance
+
+
+def test_stitch_from_local_folders_records_them(models, tmp_path):
+    english, french = models
+    english.save_pretrained(tmp_path / "en")
+    french.save_pretrained(tmp_path / "fr")
+    stitched = stitch(encoder_from=tmp_path / "en", head_from=str(tmp_path / "fr"))
+    assert stitched.config.provenance["encoder"]["source"] == str(tmp_path / "en")
+    assert stitched.config.provenance["head"]["source"] == str(tmp_path / "fr")
+    assert state_fingerprint(stitched.head) == state_fingerprint(french.head)
+
+
+def test_refuses_different_anchor_counts(backbones, models):
+    other = _model(backbones[1], ANCHORS_FR[:5], 3)
+    with pytest.raises(StitchingError, match="6 anchors"):
+        stitch(encoder_from=models[0], head_from=other)
+
+
+def test_refuses_anchor_sets_not_declared_parallel(backbones, models):
+    other = _model(backbones[1], ANCHORS_FR, 3, anchor_set_id="some-other-set")
+    with pytest.raises(StitchingError, match="anchor_set_id"):
+        stitch(encoder_from=models[0], head_from=other)
+    undeclared = _model(backbones[1], ANCHORS_FR, 3, anchor_set_id=None)
+    with pytest.raises(StitchingError, match="not declared parallel"):
+        stitch(encoder_from=undeclared, head_from=models[0])
+
+
+def test_same_anchor_texts_need_no_declaration(backbones):
+    a = _model(backbones[0], ANCHORS_EN, 1, anchor_set_id=None)
+    b = _model(backbones[0], ANCHORS_EN, 2, anchor_set_id=None)
+    assert stitch(encoder_from=a, head_from=b).config.anchor_texts == ANCHORS_EN
+
+
+def test_refuses_different_label_sets(backbones, models):
+    other = _model(backbones[1], ANCHORS_FR, 3, id2label={0: "neg", 1: "neutral", 2: "pos"})
+    with pytest.raises(StitchingError, match="label sets differ"):
+        stitch(encoder_from=models[0], head_from=other)
+
+
+def test_refuses_a_head_trained_on_another_normalization(backbones, models):
+    other = _model(backbones[1], ANCHORS_FR, 3, normalization="none")
+    with pytest.raises(StitchingError, match="normalization"):
+        stitch(encoder_from=other, head_from=models[0])
+
+
+def test_absolute_models_stitch_only_with_equal_sizes_and_a_warning(backbones):
+    english = _model(backbones[0], None, 1, representation="absolute")
+    french = _model(backbones[1], None, 2, representation="absolute")
+    with pytest.raises(StitchingError, match="equal latent sizes"):
+        stitch(encoder_from=french, head_from=english)
+    other_english = _model(backbones[0], None, 3, representation="absolute")
+    with pytest.warns(AbsoluteStitchingWarning, match="chance"):
+        stitched = stitch(encoder_from=english, head_from=other_english)
+    assert state_fingerprint(stitched.head) == state_fingerprint(other_english.head)
+    with pytest.raises(StitchingError, match="relative models"):
+        stitch(encoder_from=english, head_from=_model(backbones[0], ANCHORS_EN, 4))
+
+
+def test_refuses_a_model_that_is_not_relative(backbones, models):
+    with pytest.raises(StitchingError, match="from_backbone_pretrained"):
+        stitch(encoder_from=BertModel.from_pretrained(backbones[0]), head_from=models[0])
+    with pytest.raises(StitchingError, match="'bert' model"):
+        stitch(encoder_from=backbones[0], head_from=models[0])
