@@ -78,6 +78,8 @@ class RelativeEncoderConfig(PreTrainedConfig):
             Hidden size of the `"mlp"` head.
         classifier_dropout (`float`, defaults to 0.0):
             Dropout on the head's input.
+        base_model (`str`, *optional*):
+            The backbone checkpoint the model was built from (a Hub id or a local path), for model cards.
         provenance (`dict`, *optional*):
             Where the encoder side and the head came from, filled by `stitch()`.
 
@@ -116,6 +118,7 @@ class RelativeEncoderConfig(PreTrainedConfig):
     head: str = "linear"
     head_hidden_size: int | None = None
     classifier_dropout: float = 0.0
+    base_model: str | None = None
     provenance: dict | None = None
     hf_relrep_version: str | None = None
 

@@ -24,7 +24,8 @@ from transformers.models.auto.auto_factory import _get_model_class
 from transformers.utils import ModelOutput
 
 from .configuration import RelativeEncoderConfig, anchor_fingerprint
-from .errors import AnchorError, ConfigurationError
+from .errors import AnchorError, ConfigurationError, UnsafeCheckpointError
+from .hub import RelativeHubMixin
 from .pooling import pool
 from .projection import RelativeProjection
 
@@ -83,6 +84,27 @@ class RelativePreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     # forward() takes no **kwargs: Trainer scales the loss for gradient accumulation itself.
     accepts_loss_kwargs = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, use_safetensors: bool | None = None, **kwargs):
+        """As `PreTrainedModel.from_pretrained`, but safetensors only unless `use_safetensors=False` is passed.
+
+        A pickle checkpoint (``pytorch_model.bin``) can run arbitrary code when loaded; opt in explicitly, and only
+        for sources you trust.
+        """
+        try:
+            return super().from_pretrained(
+                pretrained_model_name_or_path, *args, use_safetensors=True if use_safetensors is None else use_safetensors,
+                **kwargs,
+            )  # fmt: skip
+        except OSError as error:
+            if use_safetensors is None and "safetensors" in str(error):
+                raise UnsafeCheckpointError(
+                    f"{pretrained_model_name_or_path} has no safetensors weights. hf-relrep does not load pickle "
+                    "checkpoints by default; pass use_safetensors=False to opt in (only for sources you trust), or "
+                    "convert the checkpoint to safetensors."
+                ) from error
+            raise
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Linear):
@@ -318,7 +340,7 @@ class ClassificationHead(nn.Module):
         return self.layers(self.dropout(features))
 
 
-class RelativeModelForSequenceClassification(RelativePreTrainedModel):
+class RelativeModelForSequenceClassification(RelativeHubMixin, RelativePreTrainedModel):
     """A sequence classifier whose head reads relative representations (or, in absolute mode, the latent).
 
     ``encoder`` is the encoder side ([`RelativeModel`]); ``head`` is the head side ([`ClassificationHead`]).
@@ -413,7 +435,7 @@ class RelativeModelForSequenceClassification(RelativePreTrainedModel):
                 revision = backbone_kwargs.get("revision")
                 tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, revision=revision)
             model.encoder.set_anchors(anchor_texts, tokenizer)
-        model.config.name_or_path = str(pretrained_model_name_or_path)
+        model.config.base_model = str(pretrained_model_name_or_path)
         return model
 
     def forward(

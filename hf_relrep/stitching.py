@@ -59,7 +59,11 @@ def load_relative_model(
 
 def _describe(model: RelativeModelForSequenceClassification, source: ModelSource, revision: str | None, part) -> dict:
     origin = source if not isinstance(source, PreTrainedModel) else (model.config.name_or_path or None)
-    entry = {"source": str(origin) if origin else None, "content_sha256": state_fingerprint(part)}
+    entry = {
+        "source": str(origin) if origin else None,
+        "base_model": model.config.base_model,
+        "content_sha256": state_fingerprint(part),
+    }
     if revision is not None:
         entry["revision"] = revision
     commit = getattr(model, "_hub_commit", None)
