@@ -29,6 +29,8 @@ from .modeling import (
 from .pooling import pool
 from .projection import NormalizationStatistics, RelativeProjection, compute_statistics, relative_transform
 from .stitching import AbsoluteStitchingWarning, check_stitchable, stitch
+from .topology import death_times, death_times_by_class, densification_loss, plot_death_time_histograms
+from .training import ClassBalancedBatchSampler, TopoTrainer, TopoTrainingArguments
 
 
 AutoConfig.register(RelativeEncoderConfig.model_type, RelativeEncoderConfig, exist_ok=True)
@@ -40,6 +42,7 @@ AutoModelForSequenceClassification.register(
 __all__ = [
     "AbsoluteStitchingWarning",
     "AnchorError",
+    "ClassBalancedBatchSampler",
     "ConfigurationError",
     "DataError",
     "NonFiniteError",
@@ -53,11 +56,17 @@ __all__ = [
     "RelativeSequenceClassifierOutput",
     "StatisticsError",
     "StitchingError",
+    "TopoTrainer",
+    "TopoTrainingArguments",
     "TopologyError",
     "UnsafeCheckpointError",
     "anchor_fingerprint",
     "check_stitchable",
     "compute_statistics",
+    "death_times",
+    "death_times_by_class",
+    "densification_loss",
+    "plot_death_time_histograms",
     "pool",
     "relative_transform",
     "stitch",

@@ -1,0 +1,276 @@
+"""Death times, the densification loss and the histogram plot (hf_relrep.topology)."""
+
+import io
+
+import gudhi
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hf_relrep import topology
+from hf_relrep.errors import ConfigurationError, NonFiniteError, TopologyError
+from hf_relrep.topology import death_times, death_times_by_class, densification_loss, plot_death_time_histograms
+
+
+def gudhi_death_times(points: np.ndarray) -> np.ndarray:
+    """Finite 0-dimensional death times from gudhi's own persistence diagram (independent of our backends)."""
+    distances = np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(-1))
+    tree = gudhi.RipsComplex(distance_matrix=distances).create_simplex_tree(max_dimension=1)
+    return np.sort([death for dim, (_, death) in tree.persistence() if dim == 0 and np.isfinite(death)])
+
+
+def random_cloud(seed: int, *shape: int) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).standard_normal(shape))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    groups=st.one_of(st.none(), st.integers(1, 4)),
+    n=st.integers(2, 40),
+    d=st.integers(1, 40),
+    backend=st.sampled_from(["torch", "gudhi"]),
+)
+def test_death_times_match_gudhi_persistence(seed, groups, n, d, backend):
+    points = random_cloud(seed, *((n, d) if groups is None else (groups, n, d)))
+    ours = death_times(points, backend=backend)
+    assert ours.shape == points.shape[:-1][:-1] + (n - 1,)
+    expected = np.stack([gudhi_death_times(cloud) for cloud in points.reshape(-1, n, d).numpy()])
+    np.testing.assert_allclose(ours.reshape(-1, n - 1).numpy(), expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(("groups", "n", "d"), [(5, 16, 768), (8, 64, 128), (3, 100, 2)])
+def test_death_times_match_gudhi_at_training_shapes_in_float32(groups, n, d):
+    points = random_cloud(groups * n + d, groups, n, d)
+    ours = death_times(points.float())
+    assert ours.dtype == torch.float32
+    expected = np.stack([gudhi_death_times(cloud) for cloud in points.numpy()])
+    np.testing.assert_allclose(ours.double().numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_float32_cluster_far_from_the_origin_keeps_its_small_death_times():
+    # latents with a large common offset and a small spread: the tree must not depend on the offset
+    points = (1000.0 + 0.01 * random_cloud(7, 4, 24, 16)).float()
+    expected = np.stack([gudhi_death_times(cloud) for cloud in points.double().numpy()])
+    np.testing.assert_allclose(death_times(points).double().numpy(), expected, rtol=1e-3)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e20, 1e100])
+def test_death_times_scale_with_the_points_even_at_extreme_magnitudes(scale):
+    points = random_cloud(8, 3, 20, 5)
+    torch.testing.assert_close(death_times(points * scale) / scale, death_times(points))
+
+
+def test_death_times_of_collinear_points_are_the_gaps_sorted():
+    points = torch.tensor([[3.0], [0.0], [10.0], [1.0]])
+    torch.testing.assert_close(death_times(points), torch.tensor([1.0, 2.0, 7.0]))
+
+
+def test_batched_equals_loop_over_groups():
+    points = random_cloud(1, 6, 12, 5).requires_grad_(True)
+    batched = death_times(points)
+    looped = torch.stack([death_times(cloud) for cloud in points])
+    torch.testing.assert_close(batched, looped)
+    (grad_batched,) = torch.autograd.grad(batched.square().sum(), points)
+    (grad_looped,) = torch.autograd.grad(looped.square().sum(), points)
+    torch.testing.assert_close(grad_batched, grad_looped)
+
+
+def test_torch_and_gudhi_backends_agree_in_values_and_gradients():
+    points = random_cloud(2, 4, 20, 7).requires_grad_(True)
+    weights = random_cloud(3, 4, 19)
+    values = {backend: death_times(points, backend=backend) for backend in ("torch", "gudhi")}
+    grads = {name: torch.autograd.grad((v * weights).sum(), points)[0] for name, v in values.items()}
+    torch.testing.assert_close(values["torch"], values["gudhi"])
+    torch.testing.assert_close(grads["torch"], grads["gudhi"])
+
+
+@pytest.mark.parametrize("backend", ["torch", "gudhi"])
+@pytest.mark.parametrize("shape", [(7, 3), (2, 6, 4), (2, 40, 2)])  # both ways of computing edge lengths
+def test_gradient_matches_finite_differences(backend, shape):
+    points = random_cloud(4, *shape).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: death_times(x, backend=backend), (points,))
+
+
+@pytest.mark.parametrize("backend", ["torch", "gudhi"])
+def test_duplicate_points_give_zero_deaths_and_finite_gradients(backend):
+    points = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 0.0], [0.0, 2.0]], requires_grad=True)
+    deaths = death_times(points, backend=backend)
+    torch.testing.assert_close(deaths, torch.tensor([0.0, 0.0, 1.0, 2.0]))
+    (grad,) = torch.autograd.grad((deaths - 0.5).abs().sum(), points)
+    assert torch.isfinite(grad).all()
+    # the non-zero edges still carry gradient: the edge (0, 0)-(0, 2) of length 2 > 0.5 grows as (0, 2) moves up
+    assert grad[4, 1] == 1.0
+
+
+@pytest.mark.parametrize("backend", ["torch", "gudhi"])
+@pytest.mark.parametrize("n", [8, 40])
+def test_all_identical_points_give_zeros_and_zero_gradient(backend, n):
+    points = torch.ones(3, n, 16, requires_grad=True)
+    deaths = death_times(points, backend=backend)
+    assert torch.equal(deaths, torch.zeros(3, n - 1))
+    (grad,) = torch.autograd.grad(deaths.sum(), points)
+    assert torch.equal(grad, torch.zeros_like(points))
+
+
+def test_half_precision_input_is_computed_in_float32():
+    points = random_cloud(5, 10, 4).float()
+    deaths = death_times(points.bfloat16())
+    assert deaths.dtype == torch.float32
+    torch.testing.assert_close(deaths, death_times(points.bfloat16().float()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_torch_backend_runs_on_cuda_and_agrees_with_cpu():
+    points = random_cloud(6, 5, 16, 32).float()
+    on_device = death_times(points.cuda())
+    assert on_device.device.type == "cuda"
+    torch.testing.assert_close(on_device.cpu(), death_times(points), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("points", "error", "match"),
+    [
+        (torch.zeros(1, 3), TopologyError, "at least 2 points"),
+        (torch.zeros(4, 1, 3), TopologyError, "at least 2 points"),
+        (torch.zeros(5), TopologyError, r"\[n, d\] or \[groups, n, d\]"),
+        (torch.zeros(2, 2, 5, 3), TopologyError, r"\[n, d\] or \[groups, n, d\]"),
+        (torch.zeros(5, 3, dtype=torch.long), TopologyError, "floating-point"),
+        (torch.tensor([[0.0, 1.0], [float("nan"), 0.0]]), NonFiniteError, "NaN or infinite"),
+        (torch.tensor([[0.0, 1.0], [float("inf"), 0.0]]), NonFiniteError, "NaN or infinite"),
+    ],
+)
+def test_death_times_rejects_bad_points(points, error, match):
+    with pytest.raises(error, match=match):
+        death_times(points)
+
+
+def test_gudhi_backend_rejects_non_finite_points():
+    with pytest.raises(NonFiniteError):
+        death_times(torch.tensor([[0.0, 1.0], [float("nan"), 0.0], [1.0, 1.0]]), backend="gudhi")
+
+
+def test_death_times_rejects_unknown_backend():
+    with pytest.raises(ConfigurationError, match="torch, gudhi"):
+        death_times(torch.zeros(3, 2), backend="ripser")
+
+
+# densification_loss: class 0 at 0, 1, 3 (deaths 1, 2), class 1 at 10, 10.5 (death 0.5), class 2 alone at 100.
+LINE = torch.tensor([[0.0], [1.0], [3.0], [10.0], [10.5], [100.0]])
+LINE_LABELS = torch.tensor([0, 0, 0, 1, 1, 2])
+
+
+def test_densification_loss_on_a_hand_checked_example():
+    latents = LINE.clone().requires_grad_(True)
+    loss = densification_loss(latents, LINE_LABELS, beta=1.0)
+    assert loss.ndim == 0
+    torch.testing.assert_close(loss, torch.tensor(0.0 + 1.0 + 0.5))  # |1-1| + |2-1| + |0.5-1|
+    loss.backward()
+    # edge 1-3 is too long (pull together), edge 10-10.5 too short (push apart), edge 0-1 is at beta
+    torch.testing.assert_close(latents.grad.squeeze(1), torch.tensor([0.0, -1.0, 1.0, 1.0, -1.0, 0.0]))
+
+
+def test_groups_of_one_contribute_nothing():
+    with_singletons = torch.cat([LINE, torch.tensor([[-50.0], [7.0]])])
+    labels = torch.cat([LINE_LABELS, torch.tensor([3, 4])])
+    torch.testing.assert_close(
+        densification_loss(with_singletons, labels, beta=1.0), densification_loss(LINE[:5], LINE_LABELS[:5], beta=1.0)
+    )
+
+
+def test_unequal_class_sizes_in_any_order_equal_the_per_class_sum():
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.tensor([2] * 7 + [0] * 4 + [5] * 4 + [1] * 2)[torch.randperm(17, generator=generator)]
+    latents = torch.randn(17, 6, generator=generator)
+    beta = 0.8
+    expected = sum((death_times(latents[labels == c]) - beta).abs().sum() for c in labels.unique())
+    torch.testing.assert_close(densification_loss(latents, labels, beta=beta), expected)
+
+
+def test_balanced_batch_is_computed_in_one_batched_call(monkeypatch):
+    calls = []
+    original = topology.death_times
+    monkeypatch.setattr(topology, "death_times", lambda points, **kw: calls.append(points.shape) or original(points))
+    labels = torch.arange(5).repeat_interleave(16)
+    densification_loss(torch.randn(80, 8), labels, beta=1.0)
+    assert calls == [torch.Size([5, 16, 8])]
+
+
+def test_samples_per_class_cuts_each_class_into_consecutive_groups():
+    latents = torch.tensor([[0.0], [1.0], [5.0], [7.0], [100.0], [20.0], [23.0]])
+    labels = torch.tensor([0, 0, 0, 0, 0, 1, 1])
+    # class 0: groups (0, 1) and (5, 7), the leftover 100 is left out; class 1: (20, 23)
+    loss, deaths = densification_loss(latents, labels, beta=0.0, samples_per_class=2, return_death_times=True)
+    torch.testing.assert_close(loss, torch.tensor(1.0 + 2.0 + 3.0))
+    torch.testing.assert_close(deaths[0], torch.tensor([1.0, 2.0]))
+    torch.testing.assert_close(deaths[1], torch.tensor([3.0]))
+
+
+def test_return_death_times_gives_detached_deaths_per_class():
+    latents = LINE.clone().requires_grad_(True)
+    loss, deaths = densification_loss(latents, LINE_LABELS, beta=1.0, return_death_times=True)
+    assert sorted(deaths) == [0, 1]  # class 2 has a single sample
+    torch.testing.assert_close(deaths[0], torch.tensor([1.0, 2.0]))
+    torch.testing.assert_close(deaths[1], torch.tensor([0.5]))
+    assert not any(d.requires_grad for d in deaths.values())
+    assert loss.requires_grad
+
+
+@pytest.mark.parametrize("samples_per_class", [None, 3])
+def test_batch_without_a_class_group_raises_and_says_how_to_build_batches(samples_per_class):
+    labels = torch.tensor([0, 1, 2, 3]) if samples_per_class is None else torch.tensor([0, 0, 1, 1])
+    with pytest.raises(TopologyError, match="class-balanced sampler"):
+        densification_loss(torch.randn(4, 3), labels, beta=1.0, samples_per_class=samples_per_class)
+
+
+@pytest.mark.parametrize(
+    ("latents", "labels", "kwargs", "error"),
+    [
+        (torch.randn(4, 3), torch.tensor([0, 0, 1, 1]), {"beta": -1.0}, ConfigurationError),
+        (torch.randn(4, 3), torch.tensor([0, 0, 1, 1]), {"beta": float("nan")}, ConfigurationError),
+        (torch.randn(4, 3), torch.tensor([0, 0, 1, 1]), {"beta": 1.0, "samples_per_class": 1}, ConfigurationError),
+        (torch.randn(4, 3), torch.tensor([0, 0, 1]), {"beta": 1.0}, TopologyError),
+        (torch.randn(4, 3), torch.tensor([0.0, 0.0, 1.0, 1.0]), {"beta": 1.0}, TopologyError),
+        (torch.randn(2, 4, 3), torch.tensor([0, 0]), {"beta": 1.0}, TopologyError),
+        (torch.tensor([[0.0], [float("nan")]]), torch.tensor([0, 0]), {"beta": 1.0}, NonFiniteError),
+    ],
+)
+def test_densification_loss_rejects_bad_input(latents, labels, kwargs, error):
+    with pytest.raises(error):
+        densification_loss(latents, labels, **kwargs)
+
+
+def test_death_times_by_class_has_no_gradient_and_is_empty_without_groups():
+    latents = LINE.clone().requires_grad_(True)
+    deaths = death_times_by_class(latents, LINE_LABELS)
+    assert sorted(deaths) == [0, 1]
+    torch.testing.assert_close(deaths[0], torch.tensor([1.0, 2.0]))
+    assert not deaths[0].requires_grad
+    assert death_times_by_class(latents[:2], torch.tensor([0, 1])) == {}
+
+
+def test_plot_writes_a_png_with_one_panel_per_class(tmp_path):
+    pytest.importorskip("matplotlib")  # an optional dependency
+    before = death_times_by_class(LINE, LINE_LABELS)
+    after = {0: torch.tensor([0.9, 1.1]), 1: [1.0], 3: np.array([0.5, 0.7])}
+    path = tmp_path / "deaths.png"
+    figure = plot_death_time_histograms(before, after, path, beta=1.0)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [ax.get_title() for ax in figure.axes if ax.get_visible()] == ["class 0", "class 1", "class 3"]
+
+
+def test_plot_without_after_returns_a_figure_that_renders():
+    pytest.importorskip("matplotlib")  # an optional dependency
+    figure = plot_death_time_histograms({0: torch.tensor([1.0, 2.0])})
+    assert [ax.get_title() for ax in figure.axes] == ["class 0"]
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    assert buffer.getvalue()[:4] == b"\x89PNG"
+
+
+def test_plot_rejects_empty_input():
+    pytest.importorskip("matplotlib")  # an optional dependency
+    with pytest.raises(TopologyError, match="death_times_by_class"):
+        plot_death_time_histograms({})
