@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
-from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
 
 CARD_BEGIN = "<!-- hf-relrep card: begin -->"
@@ -143,9 +143,10 @@ def merge_model_cards(existing: ModelCard, ours: ModelCard) -> ModelCard:
 def load_existing_card(repo_id: str, token: str | bool | None = None, revision: str | None = None) -> ModelCard | None:
     """The repository's current card, or `None` when it has none (or the repository does not exist yet)."""
     try:
-        return ModelCard.load(repo_id, token=token, revision=revision)
-    except (EntryNotFoundError, RepositoryNotFoundError):
+        path = hf_hub_download(repo_id, "README.md", revision=revision, token=token)
+    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError):
         return None
+    return ModelCard.load(path)
 
 
 class RelativeHubMixin:

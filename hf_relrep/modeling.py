@@ -7,10 +7,12 @@ relative vector, so the head of one model can sit on the encoder side of another
 
 import copy
 import inspect
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from huggingface_hub import HfApi
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -98,11 +100,11 @@ class RelativePreTrainedModel(PreTrainedModel):
                 **kwargs,
             )  # fmt: skip
         except OSError as error:
-            if use_safetensors is None and "safetensors" in str(error):
+            if use_safetensors is None and _offers_only_pickle(pretrained_model_name_or_path, kwargs):
                 raise UnsafeCheckpointError(
-                    f"{pretrained_model_name_or_path} has no safetensors weights. hf-relrep does not load pickle "
-                    "checkpoints by default; pass use_safetensors=False to opt in (only for sources you trust), or "
-                    "convert the checkpoint to safetensors."
+                    f"{pretrained_model_name_or_path} has no safetensors weights, only a pickle checkpoint. hf-relrep "
+                    "does not load pickles by default; pass use_safetensors=False to opt in (only for sources you "
+                    "trust), or convert the checkpoint to safetensors."
                 ) from error
             raise
 
@@ -113,6 +115,21 @@ class RelativePreTrainedModel(PreTrainedModel):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, RelativeProjection):
             module.reset_running_stats()
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+
+
+def _offers_only_pickle(source: str | os.PathLike, kwargs: dict[str, Any]) -> bool:
+    """Whether `source` (a folder or a Hub repo) has pickle weights and no safetensors weights."""
+    if os.path.isdir(source):
+        files = [name for _, _, names in os.walk(source) for name in names]
+    else:
+        try:
+            files = HfApi().list_repo_files(str(source), revision=kwargs.get("revision"), token=kwargs.get("token"))
+        except Exception:  # the original loading error is the one worth showing
+            return False
+    return not any(f.endswith(".safetensors") for f in files) and any(f.endswith(PICKLE_SUFFIXES) for f in files)
 
 
 def _without_pooler(backbone_config: PreTrainedConfig) -> dict[str, Any]:
