@@ -39,3 +39,7 @@ class DataError(RelRepError):
 
 class UnsafeCheckpointError(RelRepError):
     """A checkpoint is offered only as a pickle; hf-relrep loads safetensors unless told otherwise."""
+
+
+class OutputExistsError(RelRepError, FileExistsError):
+    """An output folder already exists and holds files; hf-relrep never overwrites them silently."""

@@ -182,6 +182,7 @@ class RelativeModel(RelativePreTrainedModel):
         )
         self._anchor_latent_cache: torch.Tensor | None = None
         self._anchor_feature_cache: torch.Tensor | None = None
+        self._anchor_feature_override: torch.Tensor | None = None
         self._forward_calls = 0
         self.post_init()
 
@@ -222,6 +223,27 @@ class RelativeModel(RelativePreTrainedModel):
             self.config.anchor_set_id = anchor_set_id
         self.clear_anchor_cache()
 
+    def set_anchor_features(self, features: torch.Tensor | None) -> None:
+        """Use precomputed pooled backbone outputs of the anchors instead of running the backbone on them.
+
+        For training on cached features of a frozen backbone (see ``backbone_features`` in `forward`): the anchors
+        then cost one adapter call per step. Ignored as soon as any backbone parameter requires grad, since the
+        features would be stale. `None` goes back to embedding the anchors with the backbone.
+
+        Args:
+            features: ``[num_anchors, backbone hidden size]``, pooled like the model's inputs.
+        """
+        if features is not None:
+            expected = (self.config.num_anchors, self.config.backbone.hidden_size)
+            if tuple(features.shape) != expected:
+                raise AnchorError(
+                    f"Anchor features must have shape {expected} (anchors × backbone hidden size), got "
+                    f"{tuple(features.shape)}."
+                )
+            features = features.detach().to(self.anchor_input_ids.device)
+        self._anchor_feature_override = features
+        self.clear_anchor_cache()
+
     def clear_anchor_cache(self) -> None:
         """Forget cached anchor latents; call after changing weights in place while in eval mode."""
         self._anchor_latent_cache = None
@@ -241,6 +263,8 @@ class RelativeModel(RelativePreTrainedModel):
 
     def _anchor_features(self) -> torch.Tensor:
         """Pooled backbone outputs of the anchors, in chunks, trimmed to the longest real anchor."""
+        if self._anchor_feature_override is not None and self._backbone_is_frozen():
+            return self._anchor_feature_override
         if self.config.num_anchors == 0:
             raise AnchorError(
                 "This model has no anchors. Build it with RelativeModelForSequenceClassification."

@@ -132,6 +132,7 @@ def stitch(
     encoder_revision: str | None = None,
     head_revision: str | None = None,
     token: str | bool | None = None,
+    share_weights: bool = False,
 ) -> RelativeModelForSequenceClassification:
     """Combine the encoder side of one relative classifier with the head of another, without training.
 
@@ -144,6 +145,9 @@ def stitch(
         head_from: likewise.
         encoder_revision, head_revision: Hub revisions (branch, tag or commit) of the two sources.
         token: Hub token for private repositories.
+        share_weights: reuse the sources' parameter and buffer tensors instead of copying them (new modules and
+            config, same storage): cheap when evaluating many pairs on large backbones. Training the result then
+            changes the sources too.
 
     Raises:
         StitchingError: different anchor counts, anchor sets not declared parallel, different label sets, a head
@@ -160,8 +164,12 @@ def stitch(
     head_model = load_relative_model(head_from, revision=head_revision, token=token)
     check_stitchable(encoder_model.config, head_model.config)
 
-    stitched = copy.deepcopy(encoder_model)
-    stitched.head = copy.deepcopy(head_model.head)
+    memo = {}
+    if share_weights:
+        for tensor in [*encoder_model.parameters(), *encoder_model.buffers(), *head_model.head.parameters()]:
+            memo[id(tensor)] = tensor
+    stitched = copy.deepcopy(encoder_model, memo)
+    stitched.head = copy.deepcopy(head_model.head, memo)
     config = stitched.config
     for field in ("head", "head_hidden_size", "classifier_dropout", "id2label", "label2id", "problem_type"):
         setattr(config, field, copy.deepcopy(getattr(head_model.config, field)))

@@ -60,6 +60,17 @@ def test_stitched_model_is_encoder_of_one_and_head_of_the_other(backbones, model
     assert loaded.config.provenance == provenance
 
 
+def test_shared_weights_stitching_copies_no_tensor(models):
+    english, french = models
+    stitched = stitch(encoder_from=french, head_from=english, share_weights=True)
+    assert stitched.head.layers.weight.data_ptr() == english.head.layers.weight.data_ptr()
+    backbone = stitched.encoder.backbone.embeddings.word_embeddings.weight
+    assert backbone.data_ptr() == french.encoder.backbone.embeddings.word_embeddings.weight.data_ptr()
+    assert stitched.config is not french.config and stitched.config.provenance is not None
+    assert french.config.provenance is None  # the source's config is untouched
+    assert state_fingerprint(stitched) == state_fingerprint(stitch(encoder_from=french, head_from=english))
+
+
 def test_stitch_from_local_folders_records_them(models, tmp_path):
     english, french = models
     english.save_pretrained(tmp_path / "en")
