@@ -109,7 +109,11 @@ class RelativePreTrainedModel(PreTrainedModel):
             raise
 
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
+        if getattr(module, "_hf_relrep_default_init", False):
+            # The adapter keeps PyTorch's Kaiming-uniform init: with transformers' std 0.02 its GELU would start in
+            # its near-linear range, and two adapters would differ by little more than a linear map.
+            module.reset_parameters()
+        elif isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
@@ -144,8 +148,13 @@ def _build_adapter(config: RelativeEncoderConfig) -> nn.Module:
         return nn.Identity()
     out = config.adapter_size or hidden
     if config.adapter == "linear":
-        return nn.Linear(hidden, out)
-    return nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, out))
+        layers = [nn.Linear(hidden, out)]
+    else:
+        layers = [nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, out)]
+    for layer in layers:
+        if isinstance(layer, nn.Linear):
+            layer._hf_relrep_default_init = True
+    return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
 
 
 class RelativeModel(RelativePreTrainedModel):

@@ -109,11 +109,11 @@ class ReproduceConfig:
     adapter: str = "mlp"
     head: str = "linear"
     stats: str = "anchors"
-    epochs: float = 3.0
-    learning_rate: float = 1e-3
+    epochs: float = 4.0
+    learning_rate: float = 2e-3
     backbone_learning_rate: float | None = None
     weight_decay: float = 0.01
-    samples_per_class: int = 16
+    samples_per_class: int = 64
     classes_per_batch: int | None = None
     topo_weight_pre: float = 1e-2
     topo_weight_post: float = 9e-2

@@ -22,13 +22,27 @@ class AbsoluteStitchingWarning(UserWarning):
     """Absolute representations of two separately trained models are not aligned: expect chance-level accuracy."""
 
 
+def _tensor_digest(tensor: torch.Tensor) -> bytes:
+    """sha256 of one tensor's bytes, remembered on the tensor until it is modified in place (its `_version`)."""
+    cached = getattr(tensor, "_hf_relrep_digest", None)
+    if cached is not None and cached[0] == tensor._version:
+        return cached[1]
+    data = tensor.detach().cpu().contiguous().reshape(-1)
+    digest = hashlib.sha256(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"").digest()
+    tensor._hf_relrep_digest = (tensor._version, digest)
+    return digest
+
+
 def state_fingerprint(module: torch.nn.Module) -> str:
-    """``sha256`` over a module's state (names, dtypes, shapes and bytes, in name order): a content hash."""
+    """``sha256`` over a module's state (names, dtypes, shapes and bytes, in name order): a content hash.
+
+    Per-tensor digests are remembered until a tensor changes, so fingerprinting many models that share a frozen
+    backbone hashes the backbone once.
+    """
     digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        tensor = tensor.detach().cpu().contiguous()
+    for name, tensor in sorted(module.state_dict(keep_vars=True).items()):
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(_tensor_digest(tensor))
     return "sha256:" + digest.hexdigest()
 
 

@@ -132,3 +132,12 @@ def test_refuses_a_model_that_is_not_relative(backbones, models):
         stitch(encoder_from=BertModel.from_pretrained(backbones[0]), head_from=models[0])
     with pytest.raises(StitchingError, match="'bert' model"):
         stitch(encoder_from=backbones[0], head_from=models[0])
+
+
+def test_content_hash_follows_in_place_changes(backbones):
+    model = _model(backbones[0], ANCHORS_EN, 5)
+    before = state_fingerprint(model.head)
+    assert state_fingerprint(model.head) == before
+    with torch.no_grad():
+        model.head.layers.weight[0, 0] += 1.0
+    assert state_fingerprint(model.head) != before
