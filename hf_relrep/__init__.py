@@ -30,7 +30,18 @@ from .pooling import pool
 from .projection import NormalizationStatistics, RelativeProjection, compute_statistics, relative_transform
 from .stitching import AbsoluteStitchingWarning, check_stitchable, stitch
 from .topology import death_times, death_times_by_class, densification_loss, plot_death_time_histograms
-from .training import ClassBalancedBatchSampler, TopoTrainer, TopoTrainingArguments
+
+
+# The trainer pulls in transformers.Trainer, accelerate and datasets (seconds of import time): load it on first use.
+_LAZY = {name: ".training" for name in ("ClassBalancedBatchSampler", "TopoTrainer", "TopoTrainingArguments")}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 AutoConfig.register(RelativeEncoderConfig.model_type, RelativeEncoderConfig, exist_ok=True)
