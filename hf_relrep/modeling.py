@@ -260,7 +260,8 @@ class RelativeModel(RelativePreTrainedModel):
         self._forward_calls = 0
 
     def train(self, mode: bool = True):
-        self.clear_anchor_cache()
+        if mode != self.training:  # Trainer calls model.train() every step: keep the caches unless the mode changes
+            self.clear_anchor_cache()
         return super().train(mode)
 
     def _load_from_state_dict(self, *args, **kwargs):

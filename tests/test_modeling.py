@@ -138,6 +138,26 @@ def test_frozen_backbone_embeds_anchors_once_and_trains_the_adapter(backbone_dir
     assert model.encoder.adapter[0].weight.grad is not None
 
 
+def test_repeated_train_calls_keep_the_anchor_caches(backbone_dir, tokenizer):
+    # Trainer calls model.train() before every step: that must not throw the caches away.
+    frozen = _model(backbone_dir)
+    frozen.encoder.backbone.requires_grad_(False)
+    calls = []
+    frozen.encoder.backbone.register_forward_hook(lambda module, args, output: calls.append(1))
+    for _ in range(2):
+        frozen.train()
+        frozen(**_batch(tokenizer))
+    assert len(calls) == 1 + 2  # anchors embedded once
+
+    refreshed = _model(backbone_dir, anchor_refresh_steps=3)
+    calls = []
+    refreshed.encoder.backbone.register_forward_hook(lambda module, args, output: calls.append(1))
+    for _ in range(3):
+        refreshed.train()
+        refreshed(**_batch(tokenizer))
+    assert len(calls) == 1 + 3  # only the first of three steps re-embeds the anchors
+
+
 def test_precomputed_backbone_features_skip_the_backbone(backbone_dir, tokenizer):
     model = _model(backbone_dir, pooling="mean").eval()
     batch = _batch(tokenizer)

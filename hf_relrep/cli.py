@@ -1,0 +1,637 @@
+"""The ``hf-relrep`` command line: stitch two relative models, push a saved one, evaluate one on a dataset.
+
+Each subcommand is a thin layer over the library (`hf_relrep.stitch`, `push_to_hub` of a relative model,
+`hf_relrep.metrics.load_metric`); run ``hf-relrep SUBCOMMAND --help`` for its options and an example.
+
+Errors a user can fix (a `hf_relrep.RelRepError`, a missing repository, file or revision on the Hub, an HTTP error) are
+printed as one line on stderr and the command exits with status 2; anything else is a bug and shows its traceback.
+
+Example:
+    ```bash
+    hf-relrep stitch --encoder me/relrep-fr --head me/relrep-en --out stitched-fr-en
+    hf-relrep evaluate stitched-fr-en --dataset parallel-sentiment --language fr
+    hf-relrep push stitched-fr-en me/relrep-fr-encoder-en-head
+    ```
+"""
+
+import argparse
+import contextlib
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import datasets
+import torch
+from huggingface_hub import HfApi
+from huggingface_hub import utils as hf_hub_utils
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import logging as transformers_logging
+
+from . import __version__
+from .configuration import RelativeEncoderConfig
+from .data import check_columns, load_parallel_sentiment
+from .errors import ConfigurationError, DataError, RelRepError
+from .hub import build_model_card
+from .metrics import load_metric
+from .stitching import stitch
+
+
+PROG = "hf-relrep"
+PARALLEL_SENTIMENT = "parallel-sentiment"
+#: Files that make a folder (or a Hub repository) hold a tokenizer.
+TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
+#: What is read from local data files, by extension.
+DATA_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+#: Errors printed as one line with exit status 2: bad input the user can fix, not bugs.
+USER_ERRORS = (RelRepError, RepositoryNotFoundError, EntryNotFoundError, HfHubHTTPError)
+#: The metric keys of `hf_relrep.metrics.load_metric`, in table order.
+METRIC_KEYS = ("accuracy", "f1_weighted", "f1_macro", "mae")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the line breaks of descriptions and examples."""
+
+
+# ----------------------------------------------------------------------------------------------------------- helpers
+
+
+def _is_hub_error(error: BaseException) -> bool:
+    """Whether `error` is a Hub error, or an `OSError` that transformers raised from one (``from_pretrained``)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, (RepositoryNotFoundError, EntryNotFoundError, HfHubHTTPError)):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line (Hub errors span several)."""
+    message = " ".join(str(error).split())
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def has_tokenizer(source: str | os.PathLike, *, revision: str | None = None, token: str | None = None) -> bool:
+    """Whether a local folder or a Hub repository holds a tokenizer (``tokenizer_config.json`` or ``tokenizer.json``).
+
+    Args:
+        source: a local folder or a Hub id.
+        revision: the Hub revision to look at.
+        token: a Hub token for private repositories.
+    """
+    if os.path.isdir(source):
+        return any((Path(source) / name).is_file() for name in TOKENIZER_FILES)
+    api = HfApi(token=token)
+    return any(api.file_exists(str(source), name, revision=revision) for name in TOKENIZER_FILES)
+
+
+def load_tokenizer(
+    source: str | os.PathLike,
+    *,
+    revision: str | None = None,
+    token: str | None = None,
+    fallback: str | None = None,
+    what: str = "model",
+) -> PreTrainedTokenizerBase:
+    """`AutoTokenizer.from_pretrained(source)`, or of `fallback` (e.g. the model's base model) when `source` has none.
+
+    Raises:
+        ConfigurationError: neither `source` nor `fallback` holds a tokenizer.
+    """
+    if has_tokenizer(source, revision=revision, token=token):
+        return AutoTokenizer.from_pretrained(source, revision=revision, token=token)
+    if fallback and has_tokenizer(fallback, token=token):
+        print(f"{PROG}: {source} has no tokenizer; using the one of its base model {fallback}", file=sys.stderr)
+        return AutoTokenizer.from_pretrained(fallback, token=token)
+    raise ConfigurationError(
+        f"The {what} {source} has no tokenizer ({' or '.join(TOKENIZER_FILES)})"
+        + (f", nor has its base model {fallback}" if fallback else "")
+        + ". Save it with the model (tokenizer.save_pretrained(folder), or push_to_hub(..., tokenizer=tokenizer)), "
+        "or pass --tokenizer PATH_OR_ID."
+    )
+
+
+def _base_model(config: Any) -> str | None:
+    return getattr(config, "base_model", None) if isinstance(config, RelativeEncoderConfig) else None
+
+
+def _check_out_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigurationError(f"--out {out} is a file; give a folder to write the stitched model into.")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigurationError(
+            f"--out {out} already exists and is not empty; choose another folder, or pass --overwrite to write the "
+            "stitched model into it (files of the same name are replaced, other files are kept)."
+        )
+
+
+def predict(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 64,
+    max_length: int | None = None,
+    prefix: str = "",
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> list[int]:
+    """Predicted class ids of a sequence classifier on `texts`, in batches, with a progress bar on stderr.
+
+    Args:
+        model: any `AutoModelForSequenceClassification` model (it is put in eval mode on `device`).
+        tokenizer: its tokenizer.
+        texts: the inputs.
+        batch_size: texts per forward pass.
+        max_length: truncation length; `None` uses the tokenizer's, capped by the backbone's position embeddings.
+        prefix: prepended to every text (e5 encoders expect ``"passage: "``; relative models store theirs in
+            ``config.anchor_text_prefix``).
+        device: where to run.
+        progress: show a tqdm bar on stderr.
+    """
+    if max_length is None:
+        max_length = _max_length(model, tokenizer)
+    model = model.to(device).eval()
+    predictions: list[int] = []
+    with (
+        torch.inference_mode(),
+        tqdm(total=len(texts), desc="evaluate", unit="ex", file=sys.stderr, disable=not progress) as bar,
+    ):
+        for start in range(0, len(texts), batch_size):
+            chunk = [prefix + text for text in texts[start : start + batch_size]]
+            batch = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            logits = model(**batch.to(device)).logits
+            predictions.extend(logits.argmax(-1).tolist())
+            bar.update(len(chunk))
+    return predictions
+
+
+def _max_length(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> int | None:
+    config = model.config
+    backbone = getattr(config, "backbone", None) or config
+    limits = [getattr(backbone, "max_position_embeddings", None), tokenizer.model_max_length]
+    limits = [limit for limit in limits if isinstance(limit, int) and 0 < limit < 1_000_000]
+    return min(limits) if limits else None
+
+
+def _load_local_data(path: Path, split: str) -> datasets.DatasetDict:
+    if path.is_dir():
+        return datasets.load_dataset(str(path))
+    builder = DATA_BUILDERS.get(path.suffix.lower())
+    if builder is None:
+        raise DataError(
+            f"--dataset {path}: unknown file type {path.suffix!r}; use one of {sorted(DATA_BUILDERS)}, a folder of "
+            f"such files, or {PARALLEL_SENTIMENT!r}."
+        )
+    kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+    # A single file is the split asked for, whatever its name.
+    return datasets.load_dataset(builder, data_files={split: str(path)}, **kwargs)
+
+
+def load_eval_split(
+    dataset: str, *, split: str = "test", language: str | None = None, text_column: str = "text"
+) -> datasets.Dataset:
+    """One split of the shipped parallel sentiment set (``"parallel-sentiment"``) or of a local file or folder.
+
+    Args:
+        dataset: ``"parallel-sentiment"``, or a ``.csv``/``.tsv``/``.json``/``.jsonl``/``.parquet`` file, or a folder
+            that `datasets.load_dataset` reads (split names from file names: ``test.jsonl`` is the ``test`` split).
+        split: the split to return (a single file is that split).
+        language: for the parallel set, ``"en"`` or ``"fr"``: which text becomes the ``text`` column.
+        text_column: the text column the caller will read; checked against `language` for the parallel set.
+
+    Raises:
+        ConfigurationError: the parallel set without a language to score.
+        DataError: a missing file or split, an unknown file type.
+    """
+    if dataset == PARALLEL_SENTIMENT:
+        if language is None and text_column == "text":
+            raise ConfigurationError(
+                f"--dataset {PARALLEL_SENTIMENT} holds English and French texts: pass --language en or --language fr "
+                "(the language of the encoder's side), or --text-column text_en / text_fr."
+            )
+        data = load_parallel_sentiment(language=language)
+    else:
+        path = Path(dataset)
+        if not path.exists():
+            raise DataError(f"--dataset {dataset}: no such file or folder (nor is it {PARALLEL_SENTIMENT!r}).")
+        data = _load_local_data(path, split)
+    if split not in data:
+        raise DataError(f"--dataset {dataset} has no split {split!r}; it has {sorted(data)}. Pass --split NAME.")
+    return data[split]
+
+
+def _labels_as_ids(dataset: datasets.Dataset, label_column: str, config: Any) -> datasets.Dataset:
+    """String labels (``"positive"``) become the model's class ids; a ClassLabel named differently is warned about."""
+    if label_column not in dataset.column_names:
+        return dataset  # check_columns says so, with the columns found
+    feature = dataset.features[label_column]
+    names = [config.id2label[i] for i in range(config.num_labels)]
+    if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
+        unknown = sorted({str(value) for value in dataset[label_column]} - set(names))
+        if unknown:
+            raise DataError(
+                f"column {label_column!r} holds label names {unknown[:10]} that the model does not know; its labels "
+                f"are {names} (ids 0..{len(names) - 1})."
+            )
+        return dataset.cast_column(label_column, datasets.ClassLabel(names=names))
+    generic = all(name == f"LABEL_{i}" for i, name in enumerate(names))
+    if isinstance(feature, datasets.ClassLabel) and not generic and list(feature.names) != names:
+        print(
+            f"{PROG}: warning: the dataset's labels are {list(feature.names)} but the model's are {names}; scoring "
+            "by class id.",
+            file=sys.stderr,
+        )
+    return dataset
+
+
+@contextlib.contextmanager
+def _progress_bars(enabled: bool) -> Iterator[None]:
+    """With `enabled` False, silence the progress bars of transformers, datasets and huggingface_hub meanwhile."""
+    if enabled:
+        yield
+        return
+    was_enabled = (
+        transformers_logging.is_progress_bar_enabled(),
+        datasets.is_progress_bar_enabled(),
+        not hf_hub_utils.are_progress_bars_disabled(),
+    )
+    transformers_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    hf_hub_utils.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled[0]:
+            transformers_logging.enable_progress_bar()
+        if was_enabled[1]:
+            datasets.enable_progress_bars()
+        if was_enabled[2]:
+            hf_hub_utils.enable_progress_bars()
+
+
+def _print_table(rows: list[tuple[str, str]]) -> None:
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
+# ------------------------------------------------------------------------------------------------------- subcommands
+
+
+def run_stitch(args: argparse.Namespace) -> int:
+    """``hf-relrep stitch``: stitch, save with the encoder's tokenizer and our card, optionally push."""
+    out = Path(args.out)
+    if args.private and not args.push:
+        raise ConfigurationError("--private applies to the repository of --push; pass --push REPO too.")
+    _check_out_dir(out, args.overwrite)  # before any download: fail fast
+    model = stitch(
+        args.encoder,
+        args.head,
+        encoder_revision=args.encoder_revision,
+        head_revision=args.head_revision,
+        token=args.token,
+    )
+    if args.tokenizer:
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, token=args.token)
+    else:
+        tokenizer = load_tokenizer(
+            args.encoder,
+            revision=args.encoder_revision,
+            token=args.token,
+            fallback=_base_model(model.config),
+            what="encoder source",
+        )
+    _check_out_dir(out, args.overwrite)  # nobody wrote there meanwhile
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    build_model_card(model, repo_id=args.push, has_tokenizer=True).save(str(out / "README.md"))
+    print(f"stitched encoder {args.encoder} + head {args.head} -> {out}")
+    if args.push:
+        commit = model.push_to_hub(args.push, tokenizer=tokenizer, private=args.private, token=args.token)
+        print(f"pushed to {args.push}: {getattr(commit, 'commit_url', commit)}")
+    return 0
+
+
+def run_push(args: argparse.Namespace) -> int:
+    """``hf-relrep push``: load a saved relative model (and its tokenizer) and push it with hf-relrep's card."""
+    folder = Path(args.folder)
+    if not (folder / "config.json").is_file():
+        raise ConfigurationError(f"{folder} is not a saved model folder (no config.json); save it first.")
+    config = AutoConfig.from_pretrained(folder)
+    if not isinstance(config, RelativeEncoderConfig):
+        raise ConfigurationError(
+            f"{folder} holds a {config.model_type!r} model, not a relative one ('hf-relrep'); push it with "
+            "model.push_to_hub or `hf upload` instead."
+        )
+    model = AutoModelForSequenceClassification.from_pretrained(folder, config=config)
+    tokenizer = AutoTokenizer.from_pretrained(folder) if has_tokenizer(folder) else None
+    if tokenizer is None:
+        print(f"{PROG}: note: {folder} has no tokenizer; pushing the model alone.", file=sys.stderr)
+    commit = model.push_to_hub(
+        args.repo,
+        tokenizer=tokenizer,
+        private=args.private,
+        token=args.token,
+        revision=args.revision,
+        commit_message=args.message,
+    )
+    print(f"pushed {folder} to {args.repo}: {getattr(commit, 'commit_url', commit)}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """``hf-relrep evaluate``: accuracy, F1 and MAE (x100) of a model on one split."""
+    if args.batch_size < 1:
+        raise ConfigurationError(f"--batch-size must be ≥ 1, got {args.batch_size}.")
+    dataset = load_eval_split(args.dataset, split=args.split, language=args.language, text_column=args.text_column)
+    model = AutoModelForSequenceClassification.from_pretrained(args.model, revision=args.revision, token=args.token)
+    if args.tokenizer:
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, token=args.token)
+    else:
+        tokenizer = load_tokenizer(
+            args.model, revision=args.revision, token=args.token, fallback=_base_model(model.config)
+        )
+    dataset = _labels_as_ids(dataset, args.label_column, model.config)
+    check_columns(
+        dataset,
+        (args.text_column, args.label_column),
+        label_column=args.label_column,
+        num_labels=model.config.num_labels,
+    )
+    texts = dataset[args.text_column]
+    if any(not isinstance(text, str) for text in texts):
+        raise DataError(f"column {args.text_column!r} must hold strings; some rows are empty or not text.")
+    references = list(dataset[args.label_column])
+    predictions = predict(
+        model,
+        tokenizer,
+        texts,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        prefix=getattr(model.config, "anchor_text_prefix", "") or "",
+        device=args.device,
+        progress=not args.quiet,
+    )
+    scores = load_metric().compute(predictions=predictions, references=references)
+    language = f" ({args.language})" if args.language else ""
+    _print_table(
+        [
+            ("model", str(args.model)),
+            ("dataset", f"{args.dataset}{language}, split {args.split!r}, {len(references)} examples"),
+            *((key, f"{scores[key]:.2f}") for key in METRIC_KEYS if key in scores),
+        ]
+    )
+    if args.json:
+        report = {
+            "model": str(args.model),
+            "revision": args.revision,
+            "dataset": args.dataset,
+            "language": args.language,
+            "split": args.split,
+            "num_examples": len(references),
+            "metrics": {key: float(value) for key, value in scores.items()},
+            "hf_relrep_version": __version__,
+        }
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------ parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="No progress bars.")
+    parser.add_argument(
+        "--token",
+        metavar="TOKEN",
+        default=None,
+        help="Hub token (default: the HF_TOKEN variable or the token saved by `hf auth login`).",
+    )
+
+
+def _add_stitch_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "stitch",
+        help="Combine the encoder side of one relative model with the head of another (no training).",
+        formatter_class=_HelpFormatter,
+        description=(
+            "Zero-shot stitching: the backbone, pooling, anchors and normalization of --encoder with the classification\n"
+            "head and labels of --head. Both must be relative models built on the same parallel anchor set\n"
+            "(same anchor_set_id). The result is saved to --out with the ENCODER's tokenizer (the stitched model reads\n"
+            "the encoder's language) and a model card naming both sources; --push also uploads it."
+        ),
+        epilog=(
+            "example:\n"
+            "  hf-relrep stitch --encoder me/relrep-fr --head me/relrep-en --out stitched-fr-en \\\n"
+            "      --push me/relrep-fr-encoder-en-head --private"
+        ),
+    )
+    parser.add_argument(
+        "--encoder",
+        metavar="PATH_OR_ID",
+        required=True,
+        help="Relative model (folder or Hub id) giving the encoder side.",
+    )
+    parser.add_argument(
+        "--head", metavar="PATH_OR_ID", required=True, help="Relative model (folder or Hub id) giving the head."
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", required=True, help="Folder to save the stitched model in (must be new or empty)."
+    )
+    parser.add_argument(
+        "--encoder-revision", metavar="REV", default=None, help="Hub revision (branch, tag, commit) of --encoder."
+    )
+    parser.add_argument(
+        "--head-revision", metavar="REV", default=None, help="Hub revision (branch, tag, commit) of --head."
+    )
+    parser.add_argument(
+        "--tokenizer",
+        metavar="PATH_OR_ID",
+        default=None,
+        help="Tokenizer to save instead of the encoder source's (folder or Hub id).",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="Write into --out even if it is not empty.")
+    parser.add_argument("--push", metavar="REPO", default=None, help="Also push the stitched model to this Hub repo.")
+    parser.add_argument("--private", action="store_true", default=None, help="Create the --push repo as private.")
+    _add_common(parser)
+    parser.set_defaults(handler=run_stitch)
+
+
+def _add_push_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "push",
+        help="Push a saved relative model (and its tokenizer) to the Hub with hf-relrep's model card.",
+        formatter_class=_HelpFormatter,
+        description=(
+            "Upload a relative model saved with save_pretrained (or by `hf-relrep stitch`) in one commit: safetensors\n"
+            "weights, config with anchors, the tokenizer when the folder has one, and a model card rendered by\n"
+            "hf-relrep (provenance of stitched models included). The repository is created when missing; if it\n"
+            "already has a card, only hf-relrep's section and metadata keys are replaced. A README.md in FOLDER is\n"
+            "not uploaded: the card is rendered again for REPO."
+        ),
+        epilog="example:\n  hf-relrep push stitched-fr-en me/relrep-fr-encoder-en-head --private --message 'First upload'",
+    )
+    parser.add_argument("folder", metavar="FOLDER", help="Folder of the saved relative model.")
+    parser.add_argument("repo", metavar="REPO", help="Hub repository id, namespace/name.")
+    parser.add_argument("--private", action="store_true", default=None, help="Create the repository as private.")
+    parser.add_argument("--revision", metavar="BRANCH", default=None, help="Branch to push to (created if missing).")
+    parser.add_argument("--message", metavar="MSG", default=None, help="Commit message.")
+    _add_common(parser)
+    parser.set_defaults(handler=run_push)
+
+
+def _add_evaluate_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="Score a sequence classifier on a dataset split: accuracy, F1 (weighted, macro), MAE, all x100.",
+        formatter_class=_HelpFormatter,
+        description=(
+            f"Run a sequence classifier (folder or Hub id, with its tokenizer) on one split and score it with\n"
+            f"hf-relrep's metric (hf_relrep.metrics.load_metric). --dataset is {PARALLEL_SENTIMENT!r} (the English/\n"
+            "French sentiment set shipped with hf-relrep; choose the text with --language), or a local .csv, .tsv,\n"
+            ".json, .jsonl or .parquet file (which is the split), or a folder of such files named by split.\n"
+            "Labels are class ids, or label names of the model (e.g. 'positive')."
+        ),
+        epilog=(
+            "examples:\n"
+            f"  hf-relrep evaluate stitched-fr-en --dataset {PARALLEL_SENTIMENT} --language fr --json scores.json\n"
+            "  hf-relrep evaluate me/relrep-en --dataset reviews.jsonl --text-column review --label-column stars"
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL", help="Model folder or Hub id.")
+    parser.add_argument(
+        "--dataset", metavar="NAME_OR_PATH", required=True, help=f"{PARALLEL_SENTIMENT!r}, or a local file or folder."
+    )
+    parser.add_argument("--split", metavar="NAME", default="test", help="Split to score (default: %(default)s).")
+    parser.add_argument(
+        "--language", choices=("en", "fr"), default=None, help=f"Text language of {PARALLEL_SENTIMENT!r}."
+    )
+    parser.add_argument(
+        "--text-column", metavar="NAME", default="text", help="Column holding the texts (default: %(default)s)."
+    )
+    parser.add_argument(
+        "--label-column", metavar="NAME", default="label", help="Column holding the labels (default: %(default)s)."
+    )
+    parser.add_argument(
+        "--batch-size", metavar="N", type=int, default=64, help="Texts per forward pass (default: %(default)s)."
+    )
+    parser.add_argument(
+        "--max-length",
+        metavar="N",
+        type=int,
+        default=None,
+        help="Truncation length (default: what the model accepts).",
+    )
+    parser.add_argument("--revision", metavar="REV", default=None, help="Hub revision of MODEL.")
+    parser.add_argument(
+        "--tokenizer",
+        metavar="PATH_OR_ID",
+        default=None,
+        help="Tokenizer to use instead of MODEL's (folder or Hub id).",
+    )
+    parser.add_argument(
+        "--device",
+        metavar="DEVICE",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="Device to run the model on.",
+    )
+    parser.add_argument("--json", metavar="OUT", default=None, help="Also write the scores to this JSON file.")
+    _add_common(parser)
+    parser.set_defaults(handler=run_evaluate)
+
+
+# --- reproduce: registered only when hf_relrep/reproduce.py exists and defines add_arguments and run_from_args. ---
+
+
+def _reproduce_module() -> ModuleType | None:
+    """`hf_relrep.reproduce` when it is installed and provides the CLI hooks, else `None` (imported lazily)."""
+    if importlib.util.find_spec("hf_relrep.reproduce") is None:
+        return None
+    module = importlib.import_module("hf_relrep.reproduce")
+    if not (hasattr(module, "add_arguments") and hasattr(module, "run_from_args")):
+        return None
+    return module
+
+
+def _add_reproduce_parser(subparsers: Any) -> None:
+    module = _reproduce_module()
+    if module is None:
+        return
+    doc = (module.__doc__ or "Reproduce the paper's stitching tables.").strip()
+    parser = subparsers.add_parser(
+        "reproduce", help=doc.splitlines()[0], description=doc, formatter_class=_HelpFormatter
+    )
+    module.add_arguments(parser)
+    parser.set_defaults(handler=module.run_from_args)
+
+
+# --- end of reproduce. ---
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hf-relrep`` argument parser with its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        formatter_class=_HelpFormatter,
+        description=(
+            "Relative representations and zero-shot model stitching for Hugging Face Transformers\n"
+            "(García-Castellanos et al., arXiv 2409.10967). Run `hf-relrep SUBCOMMAND --help` for details."
+        ),
+        epilog=(
+            "example:\n"
+            "  hf-relrep stitch --encoder me/relrep-fr --head me/relrep-en --out stitched-fr-en\n"
+            f"  hf-relrep evaluate stitched-fr-en --dataset {PARALLEL_SENTIMENT} --language fr\n"
+            "  hf-relrep push stitched-fr-en me/relrep-fr-encoder-en-head"
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    _add_stitch_parser(subparsers)
+    _add_push_parser(subparsers)
+    _add_evaluate_parser(subparsers)
+    _add_reproduce_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``hf-relrep`` command line.
+
+    Args:
+        argv: the arguments after the program name; `None` reads ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: 0 on success, 2 on a usage error or an error the user can fix (printed as one line on
+        stderr). Other exceptions propagate with their traceback.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error argparse already printed
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
+    try:
+        with _progress_bars(not getattr(args, "quiet", False)):
+            return int(args.handler(args))
+    except Exception as error:
+        if isinstance(error, USER_ERRORS) or (isinstance(error, OSError) and _is_hub_error(error)):
+            print(f"{PROG} {args.command}: error: {_one_line(error)}", file=sys.stderr)
+            return 2
+        raise
+
+
+__all__ = ["build_parser", "has_tokenizer", "load_eval_split", "load_tokenizer", "main", "predict"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
