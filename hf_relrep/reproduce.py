@@ -86,6 +86,7 @@ class ReproduceConfig:
         adapter, head, stats, pooling: model settings (see `RelativeEncoderConfig`).
         epochs, learning_rate, backbone_learning_rate, weight_decay: optimisation.
         samples_per_class, classes_per_batch: TopoTrainer's class-balanced batches (b × n).
+        group_size: size of the class-pure groups the densification loss reads (the paper's and Hofer's 16).
         topo_weight_pre, topo_weight_post: λ of the densification terms (`TopoTrainingArguments` semantics).
         beta_scale: β per space = this × the median death time of that space at initialization (β must be read
             against the space's scale: the paper's fixed β = 3 spreads a space whose edges are ~1).
@@ -109,14 +110,15 @@ class ReproduceConfig:
     adapter: str = "mlp"
     head: str = "linear"
     stats: str = "anchors"
-    epochs: float = 4.0
+    epochs: float = 3.0
     learning_rate: float = 2e-3
     backbone_learning_rate: float | None = None
     weight_decay: float = 0.01
     samples_per_class: int = 64
+    group_size: int | None = 16
     classes_per_batch: int | None = None
     topo_weight_pre: float = 1e-2
-    topo_weight_post: float = 9e-2
+    topo_weight_post: float = 2e-2
     beta_scale: float = 0.5
     beta_pre: float | None = None
     beta_post: float | None = None
@@ -191,7 +193,8 @@ class LanguageData:
     anchor_texts: list[str]
 
 
-def _take(items: list, count: int | None) -> list:
+def _take(items: Sequence, count: int | None) -> list:
+    items = list(items)  # datasets' lazy columns are slow to index one by one
     return items if count is None else items[:count]
 
 
@@ -232,8 +235,8 @@ def load_task_data(config: ReproduceConfig) -> tuple[dict[str, LanguageData], li
             train = train.select(range(min(len(train), config.train_size or len(train))))
             test = parts["test"].select(range(min(len(parts["test"]), config.test_size or len(parts["test"]))))
             per_language[language] = LanguageData(
-                train_texts=train["text"], train_labels=train["label"], test_texts=test["text"],
-                test_labels=test["label"], anchor_texts=[],
+                train_texts=list(train["text"]), train_labels=list(train["label"]), test_texts=list(test["text"]),
+                test_labels=list(test["label"]), anchor_texts=[],
             )  # fmt: skip
         anchor_rows = _read_parallel_anchors(config.anchors_path)
         for language in LANGUAGES:
@@ -381,12 +384,35 @@ def build_model(
     return model
 
 
+class FeatureDataset(torch.utils.data.Dataset):
+    """Cached backbone features and labels as a map-style dataset with batched fetching (no Arrow round trips).
+
+    It answers ``column_names`` and ``dataset["labels"]`` like a `datasets.Dataset`, which is what TopoTrainer's
+    class-balanced sampler reads.
+    """
+
+    column_names = ["backbone_features", "labels"]
+
+    def __init__(self, features: torch.Tensor, labels: Sequence[int]):
+        self.features, self.labels = features, torch.as_tensor(list(labels), dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        if isinstance(index, str):
+            return {"backbone_features": self.features, "labels": self.labels}[index].tolist()
+        return {"backbone_features": self.features[index], "labels": self.labels[index]}
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+        return [{"backbone_features": self.features[i], "labels": self.labels[i]} for i in indices]
+
+
 def _train_dataset(config: ReproduceConfig, setup: LanguageSetup, data: LanguageData, language: str):
     from datasets import Dataset
 
     if config.frozen_backbone:
-        dataset = Dataset.from_dict({"backbone_features": setup.train_features.numpy(), "labels": data.train_labels})
-        return dataset.with_format("torch")
+        return FeatureDataset(setup.train_features, data.train_labels)
     prefix = config.prefixes.get(language, "")
     encoded = setup.tokenizer([prefix + t for t in data.train_texts], truncation=True, max_length=setup.max_length)
     return Dataset.from_dict({**encoded, "labels": data.train_labels})
@@ -422,7 +448,7 @@ def train_one(
     torch.manual_seed(seed)
     model = build_model(config, method, setup, data, label_names, language, latent_size)
     dataset = _train_dataset(config, setup, data, language)
-    n = config.samples_per_class
+    n = config.group_size or config.samples_per_class
     probe = _balanced_probe(data.train_labels, n, seed)
     probe_inputs = _model_inputs(config, setup, dataset, probe)
     probe_labels = torch.tensor([data.train_labels[i] for i in probe])
@@ -445,7 +471,8 @@ def train_one(
         learning_rate=config.learning_rate,
         weight_decay=config.weight_decay,
         topo_placement="both" if method.representation == "relative" else "pre",
-        topo_samples_per_class=n,
+        topo_samples_per_class=config.samples_per_class,
+        topo_group_size=n,
         topo_classes_per_batch=config.classes_per_batch,
         topo_schedule=config.topo_schedule,
         seed=seed,
@@ -457,9 +484,13 @@ def train_one(
         dataloader_pin_memory=False,
         **topo,
     )
-    optimizers = (None, None)
-    if not config.frozen_backbone and config.backbone_learning_rate is not None:
+    if config.frozen_backbone:  # only the adapter and head train; skip Trainer's walk over the whole backbone
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizers = (torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay), None)
+    elif config.backbone_learning_rate is not None:
         optimizers = (_two_speed_adamw(model, config), None)
+    else:
+        optimizers = (None, None)
     collator = None if config.frozen_backbone else DataCollatorWithPadding(setup.tokenizer)
     trainer = TopoTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator, optimizers=optimizers)
     trainer.train()
@@ -498,7 +529,7 @@ def _two_speed_adamw(model, config: ReproduceConfig) -> torch.optim.Optimizer:
 def _model_inputs(config: ReproduceConfig, setup: LanguageSetup, dataset, indices: list[int]) -> dict:
     """Model inputs for a few training rows: cached features, or padded token ids."""
     if config.frozen_backbone:
-        return {"backbone_features": dataset[indices]["backbone_features"]}
+        return {"backbone_features": dataset.features[indices]}
     rows = [{k: v for k, v in dataset[i].items() if k != "labels"} for i in indices]
     return dict(setup.tokenizer.pad(rows, return_tensors="pt"))
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import datasets
 import torch
 from torch.utils.data import DataLoader, Sampler
 from transformers import Trainer, TrainingArguments
@@ -127,7 +128,16 @@ class TopoTrainingArguments(TrainingArguments):
     topo_beta_post: float = field(default=3.0, metadata={"help": "Target death time β on the relative vector."})
     topo_weight_pre: float = field(default=1e-2, metadata={"help": "λ_pre (paper 2e-3 on a sum over 5 groups)."})
     topo_weight_post: float = field(default=9e-2, metadata={"help": "λ_post (paper 1.8e-2 on a sum over 5 groups)."})
-    topo_samples_per_class: int = field(default=16, metadata={"help": "n: samples per class-pure group."})
+    topo_samples_per_class: int = field(
+        default=16, metadata={"help": "n: samples of each class in a batch, as one contiguous class-pure block."}
+    )
+    topo_group_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Size of the class-pure groups whose death times the loss reads (Hofer's and the paper's 16); "
+            "None = topo_samples_per_class. Smaller groups let one batch hold several groups per class."
+        },
+    )
     topo_classes_per_batch: int | None = field(
         default=None, metadata={"help": "b: classes per batch; None = every class (the paper: all 5)."}
     )
@@ -152,6 +162,11 @@ class TopoTrainingArguments(TrainingArguments):
             raise ConfigurationError(f"topo_schedule must be one of {SCHEDULES}, got {self.topo_schedule!r}.")
         if self.topo_samples_per_class < 2:
             raise ConfigurationError("topo_samples_per_class must be ≥ 2: a group of one sample has no MST edge.")
+        if self.topo_group_size is not None and not 2 <= self.topo_group_size <= self.topo_samples_per_class:
+            raise ConfigurationError(
+                f"topo_group_size must lie in [2, topo_samples_per_class={self.topo_samples_per_class}], got "
+                f"{self.topo_group_size}."
+            )
         if min(self.topo_beta_pre, self.topo_beta_post, self.topo_weight_pre, self.topo_weight_post) < 0:
             raise ConfigurationError("topo_beta_* and topo_weight_* must be ≥ 0.")
         if not 0.0 < self.topo_schedule_ramp_ratio <= 1.0 or self.topo_schedule_cycles < 1:
@@ -244,11 +259,15 @@ class TopoTrainer(Trainer):
             num_replicas=self.args.world_size,
             rank=self.args.process_index,
         )
-        dataset = self._remove_unused_columns(self.train_dataset, description="Training")
+        dataset, collator = self.train_dataset, self.data_collator
+        if isinstance(dataset, datasets.Dataset):
+            dataset = self._remove_unused_columns(dataset, description="Training")
+        else:
+            collator = self._get_collator_with_removed_columns(collator, description="Training")
         dataloader = DataLoader(
             dataset,
             batch_sampler=sampler,
-            collate_fn=self.data_collator,
+            collate_fn=collator,
             num_workers=self.args.dataloader_num_workers,
             pin_memory=self.args.dataloader_pin_memory,
             worker_init_fn=lambda worker: seed_worker(
@@ -267,7 +286,7 @@ class TopoTrainer(Trainer):
                     batch_size=self._stats_batch_size(),
                     shuffle=True,
                     drop_last=True,
-                    collate_fn=self.data_collator,
+                    collate_fn=collator,
                     generator=torch.Generator().manual_seed(self.args.seed + 1),
                 )
             )
@@ -309,7 +328,7 @@ class TopoTrainer(Trainer):
             return (loss_ce, outputs) if return_outputs else loss_ce
 
         scale, weight_pre, weight_post = self.current_topo_weights()
-        n = self.args.topo_samples_per_class
+        n = self.args.topo_group_size or self.args.topo_samples_per_class
         parts = {"loss_ce": loss_ce.detach(), "topo_weight": torch.tensor(scale)}
         loss = loss_ce
         for space, weight, beta, key in (
