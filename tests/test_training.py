@@ -121,11 +121,29 @@ def test_cyclic_schedule_ramps_within_each_cycle(tmp_path):
     assert make_args(tmp_path).topo_weight_scale(0, 100) == 1.0  # constant
 
 
+def test_loss_groups_can_be_smaller_than_the_class_blocks(backbone_dir, tokenizer, tmp_path):
+    dataset = make_dataset(tokenizer, 32)
+    collator = DataCollatorWithPadding(tokenizer)
+    order = sorted(range(16), key=lambda i: dataset[i]["label"])  # 8 of each class, one block per class
+    batch = collator([dataset[i] for i in order])
+    model = make_model(backbone_dir).train()
+    args = make_args(tmp_path, topo_samples_per_class=8, topo_group_size=4, topo_placement="pre", topo_weight_pre=1.0)
+    trainer = TopoTrainer(model=model, args=args, train_dataset=dataset)
+    loss = trainer.compute_loss(model, dict(batch))
+    latents = model(**{k: v for k, v in batch.items() if k != "labels"}).latents
+    # Four groups of 4 (two per class), each contributing Σ|w − β| over its 3 MST edges; the term is their mean.
+    expected = densification_loss(latents, batch["labels"], beta=args.topo_beta_pre, samples_per_class=4) / 4
+    ce = model(**dict(batch)).loss
+    torch.testing.assert_close(loss, ce + expected, rtol=1e-4, atol=1e-5)
+
+
 def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(ConfigurationError, match="topo_placement"):
         make_args(tmp_path, topo_placement="everywhere")
     with pytest.raises(ConfigurationError, match="topo_schedule"):
         make_args(tmp_path, topo_schedule="linear")
+    with pytest.raises(ConfigurationError, match="topo_group_size"):
+        make_args(tmp_path, topo_samples_per_class=8, topo_group_size=9)
 
 
 # ---------------------------------------------------------------- training
