@@ -28,7 +28,7 @@ def embedding_cache(tmp_path, monkeypatch):
 
 def tiny_quick(encoders, **overrides):
     settings = dict(encoders=encoders, train_size=48, test_size=32, num_anchors=12, seeds=2, epochs=1,
-                    samples_per_class=4)  # fmt: skip
+                    samples_per_class=4, group_size=4)  # fmt: skip
     settings.update(overrides)
     return preset_config("quick", **settings)
 
@@ -76,7 +76,8 @@ def test_paper_preset_code_path_on_tiny_stand_ins(encoders, tmp_path):
     anchors.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     config = preset_config(
         "paper", encoders=encoders, dataset=str(FIXTURES / "language_dirs"), anchors_path=str(anchors),
-        train_size=40, test_size=20, num_anchors=10, seeds=1, epochs=1, samples_per_class=4, classes_per_batch=5,
+        train_size=40, test_size=20, num_anchors=10, seeds=1, epochs=1, samples_per_class=4, group_size=4,
+        classes_per_batch=5,
         methods=("absolute", "robust", "robust+topo"), adapter="linear",
     )  # fmt: skip
     assert not config.frozen_backbone and config.stats == "running" and config.pooling == "cls"
