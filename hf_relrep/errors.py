@@ -43,3 +43,7 @@ class UnsafeCheckpointError(RelRepError):
 
 class OutputExistsError(RelRepError, FileExistsError):
     """An output folder already exists and holds files; hf-relrep never overwrites them silently."""
+
+
+class CorruptDownloadError(RelRepError, OSError):
+    """A file downloaded from the Hub does not match the checksum the Hub lists for it."""

@@ -5,14 +5,17 @@ transformers' stub. When the repository already has a card, only the section bet
 metadata keys are replaced; anything else the owner wrote is kept.
 """
 
+import hashlib
 import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, hf_hub_download
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+from .errors import CorruptDownloadError
 
 
 CARD_BEGIN = "<!-- hf-relrep card: begin -->"
@@ -149,6 +152,69 @@ def load_existing_card(repo_id: str, token: str | bool | None = None, revision: 
     return ModelCard.load(path)
 
 
+def _git_blob_sha1(path: str) -> str:
+    digest = hashlib.sha1(f"blob {os.path.getsize(path)}\0".encode())
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_cached_files(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    suffixes: tuple[str, ...] = (".safetensors", ".json"),
+) -> list[str]:
+    """Check the cached files of a Hub model against the checksums the Hub lists for them.
+
+    huggingface_hub checks a download's size, not its content: a file with the right length and wrong bytes is
+    accepted. This compares every cached file ending in one of `suffixes` with the Hub's LFS sha256 or git blob sha1.
+    A file that does not match is removed from the cache (so the next load downloads it again) and reported.
+
+    Returns:
+        The files checked.
+
+    Raises:
+        CorruptDownloadError: a cached file does not match; it has been removed from the cache.
+    """
+    info = HfApi().model_info(repo_id, revision=revision, token=token, files_metadata=True)
+    checked = []
+    for sibling in info.siblings or []:
+        if not sibling.rfilename.endswith(suffixes):
+            continue
+        path = try_to_load_from_cache(repo_id, sibling.rfilename, cache_dir=cache_dir, revision=info.sha)
+        if not isinstance(path, str):
+            continue  # not downloaded: nothing to check
+        if sibling.lfs is not None:
+            expected, actual = sibling.lfs.sha256, _sha256(path)
+        elif sibling.blob_id:
+            expected, actual = sibling.blob_id, _git_blob_sha1(path)
+        else:
+            continue
+        if expected != actual:
+            real = os.path.realpath(path)
+            for stale in {path, real}:
+                if os.path.lexists(stale):
+                    os.remove(stale)
+            raise CorruptDownloadError(
+                f"{sibling.rfilename} of {repo_id}@{info.sha[:12]} does not match the Hub's checksum (a corrupted "
+                "download); it was removed from the cache. Load the model again to download it anew."
+            )
+        checked.append(sibling.rfilename)
+    return checked
+
+
 class RelativeHubMixin:
     """`push_to_hub` that writes hf-relrep's model card (and the tokenizer, when given) with the weights."""
 
@@ -208,4 +274,11 @@ class RelativeHubMixin:
             )
 
 
-__all__ = ["RelativeHubMixin", "build_model_card", "load_existing_card", "merge_model_cards", "model_cards_dir"]
+__all__ = [
+    "RelativeHubMixin",
+    "build_model_card",
+    "load_existing_card",
+    "merge_model_cards",
+    "model_cards_dir",
+    "verify_cached_files",
+]

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import huggingface_hub
 import torch
 from huggingface_hub import HfApi
 from torch import nn
@@ -27,7 +28,7 @@ from transformers.utils import ModelOutput
 
 from .configuration import RelativeEncoderConfig, anchor_fingerprint
 from .errors import AnchorError, ConfigurationError, UnsafeCheckpointError
-from .hub import RelativeHubMixin
+from .hub import RelativeHubMixin, verify_cached_files
 from .pooling import pool
 from .projection import RelativeProjection
 
@@ -88,14 +89,25 @@ class RelativePreTrainedModel(PreTrainedModel):
     accepts_loss_kwargs = False
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, use_safetensors: bool | None = None, **kwargs):
-        """As `PreTrainedModel.from_pretrained`, but safetensors only unless `use_safetensors=False` is passed.
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path,
+        *args,
+        use_safetensors: bool | None = None,
+        verify_checksums: bool = True,
+        **kwargs,
+    ):
+        """As `PreTrainedModel.from_pretrained`, with two safety checks.
 
-        A pickle checkpoint (``pytorch_model.bin``) can run arbitrary code when loaded; opt in explicitly, and only
-        for sources you trust.
+        - Safetensors only unless `use_safetensors=False` is passed: a pickle checkpoint (``pytorch_model.bin``) can run
+          arbitrary code when loaded; opt in explicitly, and only for sources you trust.
+        - From the Hub, the downloaded weights and config are checked against the Hub's checksums
+          (`hf_relrep.hub.verify_cached_files`; huggingface_hub itself only checks sizes). A corrupted file raises
+          `CorruptDownloadError` and is removed from the cache. `verify_checksums=False` skips the check, and so does
+          offline mode (``HF_HUB_OFFLINE=1`` or ``local_files_only=True``), where there is no Hub to ask.
         """
         try:
-            return super().from_pretrained(
+            model = super().from_pretrained(
                 pretrained_model_name_or_path, *args, use_safetensors=True if use_safetensors is None else use_safetensors,
                 **kwargs,
             )  # fmt: skip
@@ -107,6 +119,13 @@ class RelativePreTrainedModel(PreTrainedModel):
                     "trust), or convert the checkpoint to safetensors."
                 ) from error
             raise
+        offline = huggingface_hub.constants.HF_HUB_OFFLINE or kwargs.get("local_files_only")
+        if verify_checksums and not offline and not os.path.isdir(pretrained_model_name_or_path):
+            verify_cached_files(
+                str(pretrained_model_name_or_path), revision=kwargs.get("revision"), token=kwargs.get("token"),
+                cache_dir=kwargs.get("cache_dir"),
+            )  # fmt: skip
+        return model
 
     def _init_weights(self, module: nn.Module) -> None:
         if getattr(module, "_hf_relrep_default_init", False):

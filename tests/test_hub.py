@@ -143,6 +143,18 @@ def test_truncated_download_is_detected(local_hub, models, tmp_path):
         AutoModelForSequenceClassification.from_pretrained("test-user/relrep-en", cache_dir=tmp_path)
 
 
+def test_corrupted_download_is_detected_and_evicted(local_hub, backbones, models, tmp_path):
+    from hf_relrep.errors import CorruptDownloadError
+
+    models[0].push_to_hub("test-user/relrep-en")
+    local_hub.faults.fail_next_download("model.safetensors", kind="corrupt")  # right size, wrong bytes
+    with pytest.raises(CorruptDownloadError, match="model.safetensors.*Load the model again"):
+        AutoModelForSequenceClassification.from_pretrained("test-user/relrep-en", cache_dir=tmp_path)
+    again = AutoModelForSequenceClassification.from_pretrained("test-user/relrep-en", cache_dir=tmp_path)
+    batch = _batch(backbones[0], ["the movie was great"])
+    torch.testing.assert_close(again(**batch).logits, models[0](**batch).logits)
+
+
 def test_an_existing_card_is_patched_not_clobbered(local_hub, models):
     api = HfApi()
     api.create_repo("test-user/relrep-en")
