@@ -2,10 +2,11 @@
 
 import hashlib
 import json
+import warnings
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
-from transformers import AutoConfig, PreTrainedConfig
+from transformers import AutoConfig, GenerationConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .errors import AnchorError, ConfigurationError
@@ -14,6 +15,12 @@ from .projection import NORMALIZATIONS, STATISTICS_SOURCES
 
 
 REPRESENTATIONS = ("relative", "absolute")
+# Keyword arguments PreTrainedConfig itself understands beyond its fields (see its __post_init__).
+_BASE_CONFIG_KWARGS = {
+    "num_labels", "torch_dtype", "output_attentions", "attn_implementation", "experts_implementation", "name_or_path",
+    "_commit_hash", "per_layer_config", "model_type", "rope_scaling", "rope_theta", "_attn_implementation_internal",
+    "_experts_implementation_internal",
+}  # fmt: skip
 ADAPTERS = ("none", "linear", "mlp")
 HEADS = ("linear", "mlp")
 
@@ -123,6 +130,14 @@ class RelativeEncoderConfig(PreTrainedConfig):
     hf_relrep_version: str | None = None
 
     def __post_init__(self, **kwargs: Any):
+        unknown = sorted(set(kwargs) - _BASE_CONFIG_KWARGS - set(GenerationConfig._get_default_generation_params()))
+        if unknown:
+            warnings.warn(
+                f"RelativeEncoderConfig ignores unknown setting(s) {unknown}: written by a newer hf-relrep, or a typo. "
+                "They are kept on the config and saved again, but nothing reads them.",
+                UserWarning,
+                stacklevel=3,
+            )
         super().__post_init__(**kwargs)
         _check_choice("pooling", self.pooling, POOLING_MODES)
         _check_choice("adapter", self.adapter, ADAPTERS)

@@ -219,6 +219,19 @@ def test_edited_anchor_texts_are_detected_on_load(backbone_dir, tmp_path):
         AutoModelForSequenceClassification.from_pretrained(tmp_path)
 
 
+def test_unknown_config_keys_from_a_newer_version_load_with_a_warning(backbone_dir, tokenizer, tmp_path):
+    import json
+
+    model = _model(backbone_dir).eval()
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["relative_temperature"] = 0.5  # a setting some future version might write
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.warns(UserWarning, match="relative_temperature"):
+        loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    torch.testing.assert_close(loaded(**_batch(tokenizer)).logits, model(**_batch(tokenizer)).logits)
+
+
 def test_anchor_ids_are_saved_in_the_weights(backbone_dir, tokenizer, tmp_path):
     _model(backbone_dir).save_pretrained(tmp_path)
     weights = load_file(tmp_path / "model.safetensors")
