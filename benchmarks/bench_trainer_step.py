@@ -10,9 +10,8 @@ phases of a shared machine cancel), the extra time and the ratio of TopoTrainer 
 Two settings:
 - full: backbone trained, token batches (the anchors are re-embedded every step, as `anchor_refresh_steps=1`);
 - frozen: backbone frozen, cached pooled features fed as `backbone_features`, a linear adapter and the head trained.
-  The step is then tiny, so the persistence computation weighs relatively more. Measured twice: with the library as
-  it is (its `RelativeModel.train` drops the anchor cache whenever Trainer calls `model.train()`, so the frozen
-  backbone re-embeds the anchors every step) and with that fixed (see `anchor_cache_kept_across_train_calls`).
+  The anchors' pooled features are computed once; the step is tiny, so the persistence computation weighs relatively
+  more.
 
 On a machine whose cores are shared with other jobs, keep ``--threads 1``: with 2 threads and the other core busy,
 OpenMP's waiting made a 32×384 matmul 60× slower here, which swamps what is measured.
@@ -21,46 +20,20 @@ OpenMP's waiting made a 32×384 matmul 60× slower here, which swamps what is me
 """
 
 import argparse
-import contextlib
 import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from transformers import BertConfig, Trainer, TrainingArguments
 from transformers.utils import logging as transformers_logging
 
 from hf_relrep import RelativeEncoderConfig, RelativeModelForSequenceClassification, TopoTrainer, TopoTrainingArguments
-from hf_relrep.modeling import RelativeModel
 
 
 PLACEMENTS = ("pre", "post", "both")
-
-
-@contextlib.contextmanager
-def anchor_cache_kept_across_train_calls() -> Iterator[None]:
-    """Keep the anchor caches when `model.train()` does not change the mode (the fix proposed for `RelativeModel.train`).
-
-    `Trainer.training_step` calls `model.train()` every step, and hf-relrep 0.1.0's `RelativeModel.train` clears the
-    anchor caches on every call: a frozen backbone then re-embeds the anchors every step. Harmless once fixed.
-    """
-    original = RelativeModel.train
-
-    def train(self, mode: bool = True):
-        if mode != self.training:
-            return original(self, mode)
-        kept = (self._anchor_latent_cache, self._anchor_feature_cache, self._forward_calls)
-        result = original(self, mode)
-        self._anchor_latent_cache, self._anchor_feature_cache, self._forward_calls = kept
-        return result
-
-    RelativeModel.train = train
-    try:
-        yield
-    finally:
-        RelativeModel.train = original
 
 
 def build_model(args: argparse.Namespace, *, frozen: bool) -> RelativeModelForSequenceClassification:
@@ -207,11 +180,7 @@ def main() -> None:
     if not args.skip_full:
         print_table(f"full: backbone trained, median of {args.repeats}", run(args, frozen=False), args.target)
     frozen = f"frozen backbone + cached features (linear adapter + head trained), median of {args.frozen_repeats}"
-    print_table(f"{frozen};\n  library as is: anchors re-embedded every step", run(args, frozen=True), args.target)
-    with anchor_cache_kept_across_train_calls():
-        print_table(
-            f"{frozen};\n  anchor features cached (RelativeModel.train fix)", run(args, frozen=True), args.target
-        )
+    print_table(frozen, run(args, frozen=True), args.target)
 
 
 if __name__ == "__main__":

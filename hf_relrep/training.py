@@ -391,7 +391,7 @@ class TopoTrainer(Trainer):
             card_kwargs["datasets"] = kwargs["dataset"]
         card = build_model_card(
             model,
-            repo_id=self.args.hub_model_id,
+            repo_id=getattr(self, "hub_model_id", None) or self.args.hub_model_id,
             tags=kwargs.get("tags"),
             training_summary=summary,
             has_tokenizer=self.processing_class is not None,

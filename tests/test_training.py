@@ -196,6 +196,26 @@ def test_training_lowers_the_topo_loss_keeps_accuracy_and_logs_each_part(backbon
     assert "hf-relrep card: begin" in card and "TopoTrainer" in card
 
 
+def test_trainer_push_to_hub_writes_our_card(local_hub, backbone_dir, tokenizer, tmp_path):
+    from huggingface_hub import hf_hub_download
+    from transformers import AutoModelForSequenceClassification
+
+    model = make_model(backbone_dir)
+    args = make_args(tmp_path, max_steps=2, hub_model_id="test-user/topo-model")
+    trainer = TopoTrainer(
+        model=model, args=args, train_dataset=make_dataset(tokenizer, 32), processing_class=tokenizer
+    )
+    trainer.train()
+    trainer.push_to_hub()
+    card = Path(hf_hub_download("test-user/topo-model", "README.md")).read_text()
+    assert "hf-relrep card: begin" in card and "TopoTrainer" in card and "automatically generated" not in card
+    assert 'from_pretrained("test-user/topo-model")' in card
+    pulled = AutoModelForSequenceClassification.from_pretrained("test-user/topo-model").eval()
+    batch = DataCollatorWithPadding(tokenizer)([make_dataset(tokenizer, 4)[i] for i in range(4)])
+    batch.pop("labels")
+    torch.testing.assert_close(pulled(**batch).logits, model.eval()(**batch).logits)
+
+
 def _grads(model) -> dict[str, torch.Tensor]:
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
