@@ -293,6 +293,8 @@ class RelativeModel(RelativePreTrainedModel):
     def _anchor_features(self) -> torch.Tensor:
         """Pooled backbone outputs of the anchors, in chunks, trimmed to the longest real anchor."""
         if self._anchor_feature_override is not None and self._backbone_is_frozen():
+            # A plain attribute, not a buffer: follow the model when it moves to another device.
+            self._anchor_feature_override = self._anchor_feature_override.to(self.anchor_input_ids.device)
             return self._anchor_feature_override
         if self.config.num_anchors == 0:
             raise AnchorError(

@@ -230,8 +230,7 @@ def load_task_data(config: ReproduceConfig) -> tuple[dict[str, LanguageData], li
                 if split not in parts:
                     raise DataError(f"{config.dataset} has no {split!r} split for {language!r}; found {list(parts)}.")
                 check_columns(parts[split], ["text"], num_labels=5)
-            seed = 0 if language == "en" else 1  # disjoint draws are what the paper did: separate corpora
-            train = parts["train"].shuffle(seed=seed)
+            train = parts["train"].shuffle(seed=0)
             train = train.select(range(min(len(train), config.train_size or len(train))))
             test = parts["test"].select(range(min(len(parts["test"]), config.test_size or len(parts["test"]))))
             per_language[language] = LanguageData(
@@ -278,8 +277,10 @@ def resolve_encoder(name_or_path: str) -> str:
 
 
 def embedding_cache_dir() -> Path:
-    root = os.environ.get("HF_RELREP_CACHE") or os.path.join(Path.home(), ".cache", "hf_relrep")
-    return Path(root) / "embeddings"
+    """Folder of cached pooled embeddings: ``hf_relrep.zoo.cache_root() / "embeddings"``."""
+    from .zoo import cache_root
+
+    return cache_root() / "embeddings"
 
 
 def _encoder_fingerprint(path: str) -> str:
@@ -421,11 +422,11 @@ def _train_dataset(config: ReproduceConfig, setup: LanguageSetup, data: Language
 def _median_deaths(model, features_or_inputs: dict, labels: torch.Tensor, n: int) -> dict[str, float]:
     model.eval()
     with torch.no_grad():
-        outputs = model(**features_or_inputs)
+        outputs = model(**{k: v.to(model.device) for k, v in features_or_inputs.items()})
     medians = {}
     for space, key in (("pre", "latents"), ("post", "relative")):
         if getattr(outputs, key) is not None:
-            deaths = death_times_by_class(outputs[key], labels, samples_per_class=n)
+            deaths = death_times_by_class(outputs[key], labels.to(model.device), samples_per_class=n)
             medians[space] = float(torch.cat(list(deaths.values())).median()) if deaths else float("nan")
     return medians
 
@@ -504,9 +505,12 @@ def train_one(
 
 def _death_times_for_plot(model, inputs, labels, n) -> dict[str, dict[int, list[float]]]:
     with torch.no_grad():
-        outputs = model(**inputs)
+        outputs = model(**{k: v.to(model.device) for k, v in inputs.items()})
     return {
-        space: {c: d.tolist() for c, d in death_times_by_class(outputs[key], labels, samples_per_class=n).items()}
+        space: {
+            c: d.tolist()
+            for c, d in death_times_by_class(outputs[key], labels.to(model.device), samples_per_class=n).items()
+        }
         for space, key in (("pre", "latents"), ("post", "relative"))
         if getattr(outputs, key) is not None
     }
@@ -541,7 +545,7 @@ def predict(config: ReproduceConfig, model, setup: LanguageSetup, texts: list[st
     with torch.no_grad():
         if config.frozen_backbone:
             for chunk in setup.test_features.split(512):
-                predictions.append(model(backbone_features=chunk).logits.argmax(-1))
+                predictions.append(model(backbone_features=chunk.to(model.device)).logits.argmax(-1).cpu())
         else:
             prefix = config.prefixes.get(language, "")
             for start in range(0, len(texts), 64):

@@ -157,15 +157,17 @@ def resolve_offline_encoder(name: str) -> OfflineEncoderSpec:
     raise OfflineEncoderError(f"Unknown offline encoder {name!r}; choose one of {names}.")
 
 
-def offline_encoder_cache_dir() -> Path:
-    """Folder holding converted encoders: ``$HF_RELREP_CACHE/encoders``, else ``~/.cache/hf_relrep/encoders``.
-
-    ``$XDG_CACHE_HOME`` replaces ``~/.cache`` when set.
-    """
+def cache_root() -> Path:
+    """hf-relrep's cache: ``$HF_RELREP_CACHE``, else ``~/.cache/hf_relrep`` (``$XDG_CACHE_HOME`` replaces ``~/.cache``)."""
     root = os.environ.get(CACHE_ENV_VAR)
     if root:
-        return Path(root).expanduser() / "encoders"
-    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "hf_relrep" / "encoders"
+        return Path(root).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "hf_relrep"
+
+
+def offline_encoder_cache_dir() -> Path:
+    """Folder holding converted encoders: ``cache_root() / "encoders"``."""
+    return cache_root() / "encoders"
 
 
 def offline_encoder(name: str, *, cache_dir: str | os.PathLike | None = None) -> Path:
