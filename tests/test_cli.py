@@ -316,3 +316,15 @@ def test_hub_errors_are_one_line(local_hub, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("hf-relrep stitch: error:") and "test-user/missing" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_reproduce_bad_input_is_one_line(tmp_path, capsys):
+    assert main(["reproduce", "--preset", "fast"]) == 2
+    assert "Unknown preset 'fast'" in capsys.readouterr().err
+    assert main(["reproduce", "--methods", "robust", "magic", "--out", str(tmp_path / "out")]) == 2
+    assert "Unknown method" in capsys.readouterr().err
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    assert main(["reproduce", "--seeds", "1", "--out", str(tmp_path / "taken")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
