@@ -165,6 +165,13 @@ class RelativeEncoderConfig(PreTrainedConfig):
                 f"A relative model needs at least 2 anchors, got {len(self.anchor_texts)}; pass more anchor_texts."
             )
 
+    def get_text_config(self, decoder=None, encoder=None) -> PreTrainedConfig:
+        """The backbone's text config: where token ids and vocabulary live (Trainer aligns pad/bos/eos there)."""
+        backbone = self.__dict__.get("backbone")
+        if isinstance(backbone, PreTrainedConfig):
+            return backbone.get_text_config(decoder=decoder, encoder=encoder)
+        return super().get_text_config(decoder=decoder, encoder=encoder)
+
     @property
     def num_anchors(self) -> int:
         """Number of anchors, i.e. the size of the relative representation."""
