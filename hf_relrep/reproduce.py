@@ -34,6 +34,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer, DataCollatorWithPadding
+from transformers.trainer_callback import PrinterCallback
 from transformers.utils import logging as hf_logging
 
 from .configuration import RelativeEncoderConfig
@@ -494,6 +495,7 @@ def train_one(
         optimizers = (None, None)
     collator = None if config.frozen_backbone else DataCollatorWithPadding(setup.tokenizer)
     trainer = TopoTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator, optimizers=optimizers)
+    trainer.remove_callback(PrinterCallback)  # one progress bar over all models instead of a log line per model
     trainer.train()
     info["death_median_after"] = _median_deaths(model, probe_inputs, probe_labels, n)
     info["steps"] = trainer.state.global_step
