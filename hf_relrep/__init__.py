@@ -29,7 +29,8 @@ from .modeling import (
 from .pooling import pool
 from .projection import NormalizationStatistics, RelativeProjection, compute_statistics, relative_transform
 from .stitching import AbsoluteStitchingWarning, check_stitchable, stitch
-from .topology import death_times, death_times_by_class, densification_loss, plot_death_time_histograms
+from .plotting import plot_death_time_histograms
+from .topology import death_times, death_times_by_class, densification_loss
 
 
 # The trainer pulls in transformers.Trainer, accelerate and datasets (seconds of import time): load it on first use.

@@ -20,9 +20,7 @@ Example:
     tensor(1.)
 """
 
-from collections.abc import Mapping, Sequence
-from os import PathLike
-from typing import TYPE_CHECKING, Literal, overload
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -30,9 +28,6 @@ from torch.autograd.function import once_differentiable
 
 from .errors import ConfigurationError, NonFiniteError, TopologyError
 
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 BACKENDS = ("torch", "gudhi")
 
@@ -427,83 +422,3 @@ def death_times_by_class(
     _check_latents_and_labels(latents, labels, samples_per_class)
     groups = _class_groups(labels, samples_per_class)
     return _by_class(_grouped_death_times(latents, groups)) if groups else {}
-
-
-def plot_death_time_histograms(
-    death_times_by_class_before: Mapping[int, torch.Tensor | Sequence[float]],
-    death_times_by_class_after: Mapping[int, torch.Tensor | Sequence[float]] | None = None,
-    path: str | PathLike[str] | None = None,
-    *,
-    beta: float | None = None,
-    bins: int = 20,
-) -> "Figure":
-    r"""Histograms of death times per class, before and (optionally) after training, as in the paper's Fig. 5–6.
-
-    One panel per class, both histograms on shared bins; a dashed line marks :math:`\beta` when given. Uses
-    matplotlib's Agg canvas directly (no pyplot, the global backend is left alone).
-
-    Args:
-        death_times_by_class_before: ``{class: death times}``, e.g. from :func:`death_times_by_class`.
-        death_times_by_class_after: the same after training, or ``None`` for one histogram per panel.
-        path: where to save a PNG; ``None`` saves nothing.
-        beta: the densification target to mark, or ``None``.
-        bins: number of histogram bins per panel.
-
-    Returns:
-        The matplotlib ``Figure``.
-
-    Raises:
-        TopologyError: there is no class to plot.
-        ImportError: matplotlib is not installed (``pip install matplotlib``).
-
-    Example:
-        >>> before = {0: torch.tensor([1.0, 2.0, 2.5]), 1: torch.tensor([0.5, 3.0])}
-        >>> after = {0: torch.tensor([0.6, 0.7, 0.8]), 1: torch.tensor([0.7, 0.9])}
-        >>> figure = plot_death_time_histograms(before, after, beta=0.7)  # path="deaths.png" to save a PNG
-        >>> [ax.get_title() for ax in figure.axes]
-        ['class 0', 'class 1']
-    """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("plot_death_time_histograms needs matplotlib: pip install matplotlib") from error
-
-    after = death_times_by_class_after or {}
-    classes = sorted(set(death_times_by_class_before) | set(after))
-    if not classes:
-        raise TopologyError("No death times to plot; pass {class: death times}, e.g. from death_times_by_class().")
-
-    def as_array(values: torch.Tensor | Sequence[float] | None) -> np.ndarray:
-        if values is None:
-            return np.empty(0)
-        if isinstance(values, torch.Tensor):
-            return values.detach().float().cpu().numpy().ravel()
-        return np.asarray(values, dtype=float).ravel()
-
-    columns = min(len(classes), 5)
-    rows = -(-len(classes) // columns)
-    figure = Figure(figsize=(3.2 * columns, 2.6 * rows), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(rows, columns, squeeze=False)
-    for ax in axes.flat[len(classes) :]:
-        ax.set_visible(False)
-    for ax, label in zip(axes.flat, classes, strict=False):
-        before_values = as_array(death_times_by_class_before.get(label))
-        after_values = as_array(after.get(label))
-        both = np.concatenate([before_values, after_values])
-        edges = np.histogram_bin_edges(both if both.size else np.zeros(1), bins=bins)
-        if before_values.size:
-            ax.hist(before_values, bins=edges, alpha=0.6, label="before")
-        if after_values.size:
-            ax.hist(after_values, bins=edges, alpha=0.6, label="after")
-        if beta is not None:
-            ax.axvline(beta, color="black", linestyle="--", linewidth=1, label="β")
-        ax.set_title(f"class {label}")
-        ax.set_xlabel("death time (MST edge length)")
-        ax.set_ylabel("count")
-        if death_times_by_class_after is not None or beta is not None:
-            ax.legend(fontsize="small")
-    if path is not None:
-        figure.savefig(path, dpi=120)
-    return figure

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from hf_relrep import topology
 from hf_relrep.errors import ConfigurationError, NonFiniteError, TopologyError
-from hf_relrep.topology import death_times, death_times_by_class, densification_loss, plot_death_time_histograms
+from hf_relrep.plotting import plot_death_time_histograms
+from hf_relrep.topology import death_times, death_times_by_class, densification_loss
 
 
 def gudhi_death_times(points: np.ndarray) -> np.ndarray:
