@@ -47,3 +47,7 @@ class OutputExistsError(RelRepError, FileExistsError):
 
 class CorruptDownloadError(RelRepError, OSError):
     """A file downloaded from the Hub does not match the checksum the Hub lists for it."""
+
+
+class OfflineEncoderError(RelRepError):
+    """An offline encoder (`hf_relrep.zoo`) is unknown, its wheel is not installed, or its packaged file is unreadable."""
