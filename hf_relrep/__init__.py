@@ -4,8 +4,6 @@ Importing the package registers the model type ``"hf-relrep"`` with `AutoConfig`
 `AutoModelForSequenceClassification`, so saved models load through the Auto classes without ``trust_remote_code``.
 """
 
-__version__ = "0.1.0"
-
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 from .configuration import RelativeEncoderConfig, anchor_fingerprint
@@ -31,10 +29,14 @@ from .projection import NormalizationStatistics, RelativeProjection, compute_sta
 from .stitching import AbsoluteStitchingWarning, check_stitchable, stitch
 from .plotting import plot_death_time_histograms
 from .topology import death_times, death_times_by_class, densification_loss
+from .version import __version__
 
 
 # The trainer pulls in transformers.Trainer, accelerate and datasets (seconds of import time): load it on first use.
-_LAZY = {name: ".training" for name in ("ClassBalancedBatchSampler", "TopoTrainer", "TopoTrainingArguments")}
+_LAZY = {
+    name: ".training"
+    for name in ("ClassBalancedBatchSampler", "DensificationLoss", "TopoTrainer", "TopoTrainingArguments")
+}
 
 
 def __getattr__(name: str):
@@ -57,6 +59,7 @@ __all__ = [
     "ClassBalancedBatchSampler",
     "ConfigurationError",
     "DataError",
+    "DensificationLoss",
     "NonFiniteError",
     "NormalizationStatistics",
     "RelRepError",

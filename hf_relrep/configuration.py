@@ -12,6 +12,7 @@ from transformers.configuration_utils import SubConfigSpec
 from .errors import AnchorError, ConfigurationError
 from .pooling import POOLING_MODES
 from .projection import NORMALIZATIONS, STATISTICS_SOURCES
+from .version import __version__
 
 
 REPRESENTATIONS = ("relative", "absolute")
@@ -191,8 +192,6 @@ class RelativeEncoderConfig(PreTrainedConfig):
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
-        from . import __version__
-
         output["hf_relrep_version"] = __version__
         return output
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
+from ..version import __version__
+
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
@@ -78,8 +80,6 @@ def build_model_card(
         model_name=model_name if eval_results else None,
         eval_results=eval_results or None,
     )
-    from . import __version__
-
     backbone = config.backbone
     backbone_desc = f"`{backbone.model_type}`, hidden size {backbone.hidden_size}"
     if _hub_id_or_none(config.base_model):
