@@ -256,7 +256,7 @@ class RelativeProjection(nn.Module):
     @torch.no_grad()
     def update_running_stats(self, samples: torch.Tensor) -> None:
         """Fold the statistics of `samples` ``[n, d]`` into the running estimates (what a statistics sub-batch does)."""
-        estimate = compute_statistics(samples.detach().float(), with_covariance=True)
+        estimate = compute_statistics(samples.detach().to(self.running_mean.dtype), with_covariance=True)
         if self.num_batches_tracked.item() == 0:
             self.running_mean.copy_(estimate.mean)
             self.running_cov.copy_(estimate.cov)
