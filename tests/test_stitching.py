@@ -2,44 +2,17 @@
 
 import pytest
 import torch
-from tiny_models import save_tiny_backbone
+from tiny_models import ANCHORS_EN, ANCHORS_FR, relative_classifier
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertModel
 
-from hf_relrep import RelativeModelForSequenceClassification, StitchingError
+from hf_relrep import StitchingError
 from hf_relrep.stitching import AbsoluteStitchingWarning, state_fingerprint, stitch
 
 
-ANCHORS_EN = ["a good film", "a bad film", "the plot was boring", "great acting", "terrible ending", "i love it"]
-ANCHORS_FR = ["un bon film", "un mauvais film", "histoire pas bon", "très bon", "mauvais et pas fun", "la histoire"]
-LABELS = {0: "negative", 1: "positive"}
-
-
-@pytest.fixture(scope="module")
-def backbones(tmp_path_factory):
-    english = save_tiny_backbone(tmp_path_factory.mktemp("en"), seed=1)
-    french = save_tiny_backbone(tmp_path_factory.mktemp("fr"), seed=2, hidden_size=48, num_hidden_layers=1)
-    return english, french
-
-
-def _model(backbone, anchors, seed, **kwargs):
-    torch.manual_seed(seed)
-    kwargs.setdefault("anchor_set_id", "en-fr-test@1")
-    kwargs.setdefault("id2label", LABELS)
-    return RelativeModelForSequenceClassification.from_backbone_pretrained(
-        str(backbone), anchor_texts=anchors, pooling="mean", **kwargs
-    ).eval()
-
-
-@pytest.fixture(scope="module")
-def models(backbones):
-    english, french = backbones
-    return _model(english, ANCHORS_EN, 10), _model(french, ANCHORS_FR, 20)
-
-
-def test_stitched_model_is_encoder_of_one_and_head_of_the_other(backbones, models, tmp_path):
-    english, french = models
+def test_stitched_model_is_encoder_of_one_and_head_of_the_other(language_backbones, language_models, tmp_path):
+    english, french = language_models
     stitched = stitch(encoder_from=french, head_from=english)
-    tokenizer = AutoTokenizer.from_pretrained(backbones[1])
+    tokenizer = AutoTokenizer.from_pretrained(language_backbones[1])
     batch = tokenizer(["un film très bon", "mauvais"], padding=True, return_tensors="pt")
 
     expected = english.head(french(**batch).relative)
@@ -60,8 +33,8 @@ def test_stitched_model_is_encoder_of_one_and_head_of_the_other(backbones, model
     assert loaded.config.provenance == provenance
 
 
-def test_shared_weights_stitching_copies_no_tensor(models):
-    english, french = models
+def test_shared_weights_stitching_copies_no_tensor(language_models):
+    english, french = language_models
     stitched = stitch(encoder_from=french, head_from=english, share_weights=True)
     assert stitched.head.layers.weight.data_ptr() == english.head.layers.weight.data_ptr()
     backbone = stitched.encoder.backbone.embeddings.word_embeddings.weight
@@ -71,8 +44,8 @@ def test_shared_weights_stitching_copies_no_tensor(models):
     assert state_fingerprint(stitched) == state_fingerprint(stitch(encoder_from=french, head_from=english))
 
 
-def test_stitch_from_local_folders_records_them(models, tmp_path):
-    english, french = models
+def test_stitch_from_local_folders_records_them(language_models, tmp_path):
+    english, french = language_models
     english.save_pretrained(tmp_path / "en")
     french.save_pretrained(tmp_path / "fr")
     stitched = stitch(encoder_from=tmp_path / "en", head_from=str(tmp_path / "fr"))
@@ -81,61 +54,61 @@ def test_stitch_from_local_folders_records_them(models, tmp_path):
     assert state_fingerprint(stitched.head) == state_fingerprint(french.head)
 
 
-def test_refuses_different_anchor_counts(backbones, models):
-    other = _model(backbones[1], ANCHORS_FR[:5], 3)
+def test_refuses_different_anchor_counts(language_backbones, language_models):
+    other = relative_classifier(language_backbones[1], ANCHORS_FR[:5], 3)
     with pytest.raises(StitchingError, match="6 anchors"):
-        stitch(encoder_from=models[0], head_from=other)
+        stitch(encoder_from=language_models[0], head_from=other)
 
 
-def test_refuses_anchor_sets_not_declared_parallel(backbones, models):
-    other = _model(backbones[1], ANCHORS_FR, 3, anchor_set_id="some-other-set")
+def test_refuses_anchor_sets_not_declared_parallel(language_backbones, language_models):
+    other = relative_classifier(language_backbones[1], ANCHORS_FR, 3, anchor_set_id="some-other-set")
     with pytest.raises(StitchingError, match="anchor_set_id"):
-        stitch(encoder_from=models[0], head_from=other)
-    undeclared = _model(backbones[1], ANCHORS_FR, 3, anchor_set_id=None)
+        stitch(encoder_from=language_models[0], head_from=other)
+    undeclared = relative_classifier(language_backbones[1], ANCHORS_FR, 3, anchor_set_id=None)
     with pytest.raises(StitchingError, match="not declared parallel"):
-        stitch(encoder_from=undeclared, head_from=models[0])
+        stitch(encoder_from=undeclared, head_from=language_models[0])
 
 
-def test_same_anchor_texts_need_no_declaration(backbones):
-    a = _model(backbones[0], ANCHORS_EN, 1, anchor_set_id=None)
-    b = _model(backbones[0], ANCHORS_EN, 2, anchor_set_id=None)
+def test_same_anchor_texts_need_no_declaration(language_backbones):
+    a = relative_classifier(language_backbones[0], ANCHORS_EN, 1, anchor_set_id=None)
+    b = relative_classifier(language_backbones[0], ANCHORS_EN, 2, anchor_set_id=None)
     assert stitch(encoder_from=a, head_from=b).config.anchor_texts == ANCHORS_EN
 
 
-def test_refuses_different_label_sets(backbones, models):
-    other = _model(backbones[1], ANCHORS_FR, 3, id2label={0: "neg", 1: "neutral", 2: "pos"})
+def test_refuses_different_label_sets(language_backbones, language_models):
+    other = relative_classifier(language_backbones[1], ANCHORS_FR, 3, id2label={0: "neg", 1: "neutral", 2: "pos"})
     with pytest.raises(StitchingError, match="label sets differ"):
-        stitch(encoder_from=models[0], head_from=other)
+        stitch(encoder_from=language_models[0], head_from=other)
 
 
-def test_refuses_a_head_trained_on_another_normalization(backbones, models):
-    other = _model(backbones[1], ANCHORS_FR, 3, normalization="none")
+def test_refuses_a_head_trained_on_another_normalization(language_backbones, language_models):
+    other = relative_classifier(language_backbones[1], ANCHORS_FR, 3, normalization="none")
     with pytest.raises(StitchingError, match="normalization"):
-        stitch(encoder_from=other, head_from=models[0])
+        stitch(encoder_from=other, head_from=language_models[0])
 
 
-def test_absolute_models_stitch_only_with_equal_sizes_and_a_warning(backbones):
-    english = _model(backbones[0], None, 1, representation="absolute")
-    french = _model(backbones[1], None, 2, representation="absolute")
+def test_absolute_models_stitch_only_with_equal_sizes_and_a_warning(language_backbones):
+    english = relative_classifier(language_backbones[0], None, 1, representation="absolute")
+    french = relative_classifier(language_backbones[1], None, 2, representation="absolute")
     with pytest.raises(StitchingError, match="equal latent sizes"):
         stitch(encoder_from=french, head_from=english)
-    other_english = _model(backbones[0], None, 3, representation="absolute")
+    other_english = relative_classifier(language_backbones[0], None, 3, representation="absolute")
     with pytest.warns(AbsoluteStitchingWarning, match="chance"):
         stitched = stitch(encoder_from=english, head_from=other_english)
     assert state_fingerprint(stitched.head) == state_fingerprint(other_english.head)
     with pytest.raises(StitchingError, match="relative models"):
-        stitch(encoder_from=english, head_from=_model(backbones[0], ANCHORS_EN, 4))
+        stitch(encoder_from=english, head_from=relative_classifier(language_backbones[0], ANCHORS_EN, 4))
 
 
-def test_refuses_a_model_that_is_not_relative(backbones, models):
+def test_refuses_a_model_that_is_not_relative(language_backbones, language_models):
     with pytest.raises(StitchingError, match="from_backbone_pretrained"):
-        stitch(encoder_from=BertModel.from_pretrained(backbones[0]), head_from=models[0])
+        stitch(encoder_from=BertModel.from_pretrained(language_backbones[0]), head_from=language_models[0])
     with pytest.raises(StitchingError, match="'bert' model"):
-        stitch(encoder_from=backbones[0], head_from=models[0])
+        stitch(encoder_from=language_backbones[0], head_from=language_models[0])
 
 
-def test_content_hash_follows_in_place_changes(backbones):
-    model = _model(backbones[0], ANCHORS_EN, 5)
+def test_content_hash_follows_in_place_changes(language_backbones):
+    model = relative_classifier(language_backbones[0], ANCHORS_EN, 5)
     before = state_fingerprint(model.head)
     assert state_fingerprint(model.head) == before
     with torch.no_grad():

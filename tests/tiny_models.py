@@ -85,3 +85,30 @@ def save_tiny_backbone(path: str | Path, *, seed: int = 0, **config_overrides) -
     model = BertModel(tiny_bert_config(vocab_size=len(vocab), **config_overrides), add_pooling_layer=False)
     model.save_pretrained(path)
     return path
+
+
+# A parallel English/French anchor set and a label set shared by the stitching, Hub, CLI and example tests.
+ANCHORS_EN = ["a good film", "a bad film", "the plot was boring", "great acting", "terrible ending", "i love it"]
+ANCHORS_FR = ["un bon film", "un mauvais film", "histoire pas bon", "très bon", "mauvais et pas fun", "la histoire"]
+ANCHOR_SET_ID = "en-fr-test@1"
+LABELS = {0: "negative", 1: "positive"}
+
+
+def save_language_backbones(root: str | Path) -> tuple[Path, Path]:
+    """An "English" and a "French" tiny backbone of different sizes and seeds (two architectures to stitch)."""
+    root = Path(root)
+    english = save_tiny_backbone(root / "backbone-en", seed=1)
+    french = save_tiny_backbone(root / "backbone-fr", seed=2, hidden_size=48, num_hidden_layers=1)
+    return english, french
+
+
+def relative_classifier(backbone: str | Path, anchors: list[str], seed: int, **kwargs):
+    """A relative classifier on `backbone` with mean pooling, the shared labels and anchor set id, in eval mode."""
+    from hf_relrep import RelativeModelForSequenceClassification
+
+    torch.manual_seed(seed)
+    kwargs.setdefault("anchor_set_id", ANCHOR_SET_ID)
+    kwargs.setdefault("id2label", LABELS)
+    return RelativeModelForSequenceClassification.from_backbone_pretrained(
+        str(backbone), anchor_texts=anchors, pooling="mean", **kwargs
+    ).eval()
