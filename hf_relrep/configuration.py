@@ -9,9 +9,9 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, GenerationConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .errors import AnchorError, ConfigurationError
+from .errors import ConfigurationError
 from .pooling import POOLING_MODES
-from .projection import NORMALIZATIONS, STATISTICS_SOURCES
+from .projection import NORMALIZATIONS, STATISTICS_SOURCES, check_anchor_count
 from .version import __version__
 
 
@@ -161,10 +161,8 @@ class RelativeEncoderConfig(PreTrainedConfig):
                     "`anchor_fingerprint` from config.json to accept the new anchors, or restore the original texts."
                 )
             self.anchor_fingerprint = fingerprint
-        if self.representation == "relative" and self.anchor_texts is not None and len(self.anchor_texts) < 2:
-            raise AnchorError(
-                f"A relative model needs at least 2 anchors, got {len(self.anchor_texts)}; pass more anchor_texts."
-            )
+        if self.representation == "relative" and self.anchor_texts is not None:
+            check_anchor_count(len(self.anchor_texts), fix="pass more anchor_texts")
 
     def get_text_config(self, decoder=None, encoder=None) -> PreTrainedConfig:
         """The backbone's text config: where token ids and vocabulary live (Trainer aligns pad/bos/eos there)."""

@@ -20,6 +20,7 @@ from torch import nn
 from .errors import AnchorError, ConfigurationError, NonFiniteError, StatisticsError
 
 
+MIN_ANCHORS = 2
 NORMALIZATIONS = ("none", "robust", "whiten")
 STATISTICS_SOURCES = ("anchors", "batch")
 
@@ -116,6 +117,16 @@ def _magnitude(statistics, stats, latents, anchor_latents) -> torch.Tensor:
     return samples.abs().amax(0)
 
 
+def check_anchor_count(count: int, *, fix: str = "pass more anchors") -> None:
+    """Refuse fewer than `MIN_ANCHORS` anchors: one anchor gives a constant relative vector.
+
+    Raises:
+        AnchorError: naming the count and `fix`, what the caller can do about it.
+    """
+    if count < MIN_ANCHORS:
+        raise AnchorError(f"A relative representation needs at least {MIN_ANCHORS} anchors, got {count}; {fix}.")
+
+
 def relative_transform(
     latents: torch.Tensor,
     anchor_latents: torch.Tensor,
@@ -170,8 +181,7 @@ def relative_transform(
             f"latents and anchor_latents must be 2-D [n, dim], got {tuple(latents.shape)} and "
             f"{tuple(anchor_latents.shape)}."
         )
-    if anchor_latents.shape[0] < 2:
-        raise AnchorError(f"A relative representation needs at least 2 anchors, got {anchor_latents.shape[0]}.")
+    check_anchor_count(anchor_latents.shape[0])
     if latents.shape[1] != anchor_latents.shape[1]:
         raise AnchorError(
             f"Latents have dimension {latents.shape[1]} but anchors have {anchor_latents.shape[1]}: embed the anchors "

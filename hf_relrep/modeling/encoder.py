@@ -13,7 +13,7 @@ from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
 from ..configuration import RelativeEncoderConfig, anchor_fingerprint
 from ..errors import AnchorError, ConfigurationError
 from ..pooling import pool
-from ..projection import RelativeProjection
+from ..projection import RelativeProjection, check_anchor_count
 from .base import RelativePreTrainedModel
 from .heads import build_adapter
 from .loading import without_pooler
@@ -73,8 +73,7 @@ class RelativeModel(RelativePreTrainedModel):
             anchor_set_id: name of the parallel anchor set these belong to (see `RelativeEncoderConfig`).
         """
         anchor_texts = list(anchor_texts)
-        if len(anchor_texts) < 2:
-            raise AnchorError(f"A relative model needs at least 2 anchors, got {len(anchor_texts)}.")
+        check_anchor_count(len(anchor_texts))
         if any(not isinstance(text, str) or not text.strip() for text in anchor_texts):
             raise AnchorError("Every anchor must be a non-empty string; drop empty anchors (and their counterparts).")
         if self.config.num_anchors and len(anchor_texts) != self.config.num_anchors:

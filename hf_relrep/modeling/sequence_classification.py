@@ -8,8 +8,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..configuration import RelativeEncoderConfig
-from ..errors import AnchorError
 from ..hub import RelativeHubMixin
+from ..projection import check_anchor_count
 from .base import RelativePreTrainedModel
 from .encoder import RelativeModel
 from .heads import ClassificationHead
@@ -38,10 +38,10 @@ class RelativeModelForSequenceClassification(RelativeHubMixin, RelativePreTraine
 
     def __init__(self, config: RelativeEncoderConfig, backbone: PreTrainedModel | None = None):
         super().__init__(config)
-        if config.representation == "relative" and config.num_anchors < 2:
-            raise AnchorError(
-                "A relative classifier needs at least 2 anchors: pass anchor_texts to the config, or use "
-                "from_backbone_pretrained(..., anchor_texts=[...])."
+        if config.representation == "relative":
+            check_anchor_count(
+                config.num_anchors,
+                fix="pass anchor_texts to the config, or use from_backbone_pretrained(..., anchor_texts=[...])",
             )
         self.encoder = RelativeModel(config, backbone=backbone)
         self.head = ClassificationHead(config)
@@ -79,6 +79,11 @@ class RelativeModelForSequenceClassification(RelativeHubMixin, RelativePreTraine
             backbone_kwargs: passed to `AutoModel.from_pretrained` (e.g. `revision`, `dtype`).
             **config_kwargs: any other [`RelativeEncoderConfig`] field (`adapter`, `head`, `whiten_shrinkage`, ...).
         """
+        if representation == "relative":
+            check_anchor_count(
+                len(anchor_texts or ()),
+                fix="pass anchor_texts, or representation='absolute' for the baseline without anchors",
+            )
         backbone_kwargs = dict(backbone_kwargs or {})
         hub_kwargs = {
             key: backbone_kwargs[key] for key in ("revision", "token", "cache_dir") if key in backbone_kwargs
@@ -87,11 +92,6 @@ class RelativeModelForSequenceClassification(RelativeHubMixin, RelativePreTraine
         backbone = AutoModel.from_pretrained(
             pretrained_model_name_or_path, **{**without_pooler(backbone_config), **backbone_kwargs}
         )
-        if representation == "relative" and (anchor_texts is None or len(anchor_texts) < 2):
-            raise AnchorError(
-                "A relative model needs anchor_texts with at least 2 sentences; pass representation='absolute' for "
-                "the baseline without anchors."
-            )
         if id2label is not None:
             config_kwargs["id2label"] = id2label
         elif num_labels is not None:
