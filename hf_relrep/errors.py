@@ -51,3 +51,15 @@ class CorruptDownloadError(RelRepError, OSError):
 
 class OfflineEncoderError(RelRepError):
     """An offline encoder (`hf_relrep.zoo`) is unknown, its wheel is not installed, or its packaged file is unreadable."""
+
+
+class BackboneError(RelRepError):
+    """`AutoModel` cannot build or load the backbone (an unknown architecture, a folder without a model)."""
+
+
+class ModalityError(RelRepError):
+    """Inputs or anchors of one modality given to a model of another (image anchors for a text backbone, ...)."""
+
+
+class ProcessorError(RelRepError):
+    """The tokenizer, image processor or feature extractor a model needs is missing or of the wrong kind."""
