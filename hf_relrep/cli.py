@@ -1,10 +1,13 @@
-"""The ``hf-relrep`` command line: stitch two relative models, push a saved one, evaluate one on a dataset.
+"""The ``hf-relrep`` command line: stitch two relative models, push a saved one, evaluate one, reproduce the paper.
 
-Each subcommand is a thin layer over the library (`hf_relrep.stitch`, `push_to_hub` of a relative model,
-`hf_relrep.metrics.load_metric`); run ``hf-relrep SUBCOMMAND --help`` for its options and an example.
+Each subcommand parses its options and calls the library: `hf_relrep.stitch` and `save_pretrained`,
+`push_to_hub` of a relative model, `hf_relrep.evaluation.evaluate`, `hf_relrep.reproduce.run_reproduce`; run
+``hf-relrep SUBCOMMAND --help`` for its options and an example.
 
 Errors a user can fix (a `hf_relrep.RelRepError`, a missing repository, file or revision on the Hub, an HTTP error) are
 printed as one line on stderr and the command exits with status 2; anything else is a bug and shows its traceback.
+Warnings are printed as one line too. ``--overwrite`` means the same everywhere (`hf_relrep.files`): the command's
+outputs replace the files of the same name in the output folder, other files are kept.
 
 Example:
     ```bash
@@ -16,51 +19,39 @@ Example:
 
 import argparse
 import contextlib
-import importlib
-import importlib.util
 import json
-import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import datasets
 import torch
-from huggingface_hub import HfApi
 from huggingface_hub import utils as hf_hub_utils
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
-from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
-from . import __version__
+from . import __version__, reproduce
 from .configuration import RelativeEncoderConfig
-from .data import check_columns, load_parallel_sentiment
-from .errors import ConfigurationError, DataError, RelRepError
+from .errors import ConfigurationError, RelRepError
+from .evaluation import METRIC_KEYS, PARALLEL_SENTIMENT, evaluate, has_tokenizer, load_eval_split, load_tokenizer
+from .files import check_output_dir
 from .hub import build_model_card
-from .metrics import load_metric
 from .stitching import stitch
 
 
 PROG = "hf-relrep"
-PARALLEL_SENTIMENT = "parallel-sentiment"
-#: Files that make a folder (or a Hub repository) hold a tokenizer.
-TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
-#: What is read from local data files, by extension.
-DATA_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 #: Errors printed as one line with exit status 2: bad input the user can fix, not bugs.
 USER_ERRORS = (RelRepError, RepositoryNotFoundError, EntryNotFoundError, HfHubHTTPError)
-#: The metric keys of `hf_relrep.metrics.load_metric`, in table order.
-METRIC_KEYS = ("accuracy", "f1_weighted", "f1_macro", "mae")
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the line breaks of descriptions and examples."""
 
 
-# ----------------------------------------------------------------------------------------------------------- helpers
+# ------------------------------------------------------------------------------------------------------ presentation
 
 
 def _is_hub_error(error: BaseException) -> bool:
@@ -80,178 +71,9 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
-def has_tokenizer(source: str | os.PathLike, *, revision: str | None = None, token: str | None = None) -> bool:
-    """Whether a local folder or a Hub repository holds a tokenizer (``tokenizer_config.json`` or ``tokenizer.json``).
-
-    Args:
-        source: a local folder or a Hub id.
-        revision: the Hub revision to look at.
-        token: a Hub token for private repositories.
-    """
-    if os.path.isdir(source):
-        return any((Path(source) / name).is_file() for name in TOKENIZER_FILES)
-    api = HfApi(token=token)
-    return any(api.file_exists(str(source), name, revision=revision) for name in TOKENIZER_FILES)
-
-
-def load_tokenizer(
-    source: str | os.PathLike,
-    *,
-    revision: str | None = None,
-    token: str | None = None,
-    fallback: str | None = None,
-    what: str = "model",
-) -> PreTrainedTokenizerBase:
-    """`AutoTokenizer.from_pretrained(source)`, or of `fallback` (e.g. the model's base model) when `source` has none.
-
-    Raises:
-        ConfigurationError: neither `source` nor `fallback` holds a tokenizer.
-    """
-    if has_tokenizer(source, revision=revision, token=token):
-        return AutoTokenizer.from_pretrained(source, revision=revision, token=token)
-    if fallback and has_tokenizer(fallback, token=token):
-        print(f"{PROG}: {source} has no tokenizer; using the one of its base model {fallback}", file=sys.stderr)
-        return AutoTokenizer.from_pretrained(fallback, token=token)
-    raise ConfigurationError(
-        f"The {what} {source} has no tokenizer ({' or '.join(TOKENIZER_FILES)})"
-        + (f", nor has its base model {fallback}" if fallback else "")
-        + ". Save it with the model (tokenizer.save_pretrained(folder), or push_to_hub(..., tokenizer=tokenizer)), "
-        "or pass --tokenizer PATH_OR_ID."
-    )
-
-
-def _base_model(config: Any) -> str | None:
-    return getattr(config, "base_model", None) if isinstance(config, RelativeEncoderConfig) else None
-
-
-def _check_out_dir(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigurationError(f"--out {out} is a file; give a folder to write the stitched model into.")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigurationError(
-            f"--out {out} already exists and is not empty; choose another folder, or pass --overwrite to write the "
-            "stitched model into it (files of the same name are replaced, other files are kept)."
-        )
-
-
-def predict(
-    model: torch.nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
-    *,
-    batch_size: int = 64,
-    max_length: int | None = None,
-    prefix: str = "",
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-) -> list[int]:
-    """Predicted class ids of a sequence classifier on `texts`, in batches, with a progress bar on stderr.
-
-    Args:
-        model: any `AutoModelForSequenceClassification` model (it is put in eval mode on `device`).
-        tokenizer: its tokenizer.
-        texts: the inputs.
-        batch_size: texts per forward pass.
-        max_length: truncation length; `None` uses the tokenizer's, capped by the backbone's position embeddings.
-        prefix: prepended to every text (e5 encoders expect ``"passage: "``; relative models store theirs in
-            ``config.anchor_text_prefix``).
-        device: where to run.
-        progress: show a tqdm bar on stderr.
-    """
-    if max_length is None:
-        max_length = _max_length(model, tokenizer)
-    model = model.to(device).eval()
-    predictions: list[int] = []
-    with (
-        torch.inference_mode(),
-        tqdm(total=len(texts), desc="evaluate", unit="ex", file=sys.stderr, disable=not progress) as bar,
-    ):
-        for start in range(0, len(texts), batch_size):
-            chunk = [prefix + text for text in texts[start : start + batch_size]]
-            batch = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-            logits = model(**batch.to(device)).logits
-            predictions.extend(logits.argmax(-1).tolist())
-            bar.update(len(chunk))
-    return predictions
-
-
-def _max_length(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> int | None:
-    config = model.config
-    backbone = getattr(config, "backbone", None) or config
-    limits = [getattr(backbone, "max_position_embeddings", None), tokenizer.model_max_length]
-    limits = [limit for limit in limits if isinstance(limit, int) and 0 < limit < 1_000_000]
-    return min(limits) if limits else None
-
-
-def _load_local_data(path: Path, split: str) -> datasets.DatasetDict:
-    if path.is_dir():
-        return datasets.load_dataset(str(path))
-    builder = DATA_BUILDERS.get(path.suffix.lower())
-    if builder is None:
-        raise DataError(
-            f"--dataset {path}: unknown file type {path.suffix!r}; use one of {sorted(DATA_BUILDERS)}, a folder of "
-            f"such files, or {PARALLEL_SENTIMENT!r}."
-        )
-    kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
-    # A single file is the split asked for, whatever its name.
-    return datasets.load_dataset(builder, data_files={split: str(path)}, **kwargs)
-
-
-def load_eval_split(
-    dataset: str, *, split: str = "test", language: str | None = None, text_column: str = "text"
-) -> datasets.Dataset:
-    """One split of the shipped parallel sentiment set (``"parallel-sentiment"``) or of a local file or folder.
-
-    Args:
-        dataset: ``"parallel-sentiment"``, or a ``.csv``/``.tsv``/``.json``/``.jsonl``/``.parquet`` file, or a folder
-            that `datasets.load_dataset` reads (split names from file names: ``test.jsonl`` is the ``test`` split).
-        split: the split to return (a single file is that split).
-        language: for the parallel set, ``"en"`` or ``"fr"``: which text becomes the ``text`` column.
-        text_column: the text column the caller will read; checked against `language` for the parallel set.
-
-    Raises:
-        ConfigurationError: the parallel set without a language to score.
-        DataError: a missing file or split, an unknown file type.
-    """
-    if dataset == PARALLEL_SENTIMENT:
-        if language is None and text_column == "text":
-            raise ConfigurationError(
-                f"--dataset {PARALLEL_SENTIMENT} holds English and French texts: pass --language en or --language fr "
-                "(the language of the encoder's side), or --text-column text_en / text_fr."
-            )
-        data = load_parallel_sentiment(language=language)
-    else:
-        path = Path(dataset)
-        if not path.exists():
-            raise DataError(f"--dataset {dataset}: no such file or folder (nor is it {PARALLEL_SENTIMENT!r}).")
-        data = _load_local_data(path, split)
-    if split not in data:
-        raise DataError(f"--dataset {dataset} has no split {split!r}; it has {sorted(data)}. Pass --split NAME.")
-    return data[split]
-
-
-def _labels_as_ids(dataset: datasets.Dataset, label_column: str, config: Any) -> datasets.Dataset:
-    """String labels (``"positive"``) become the model's class ids; a ClassLabel named differently is warned about."""
-    if label_column not in dataset.column_names:
-        return dataset  # check_columns says so, with the columns found
-    feature = dataset.features[label_column]
-    names = [config.id2label[i] for i in range(config.num_labels)]
-    if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
-        unknown = sorted({str(value) for value in dataset[label_column]} - set(names))
-        if unknown:
-            raise DataError(
-                f"column {label_column!r} holds label names {unknown[:10]} that the model does not know; its labels "
-                f"are {names} (ids 0..{len(names) - 1})."
-            )
-        return dataset.cast_column(label_column, datasets.ClassLabel(names=names))
-    generic = all(name == f"LABEL_{i}" for i, name in enumerate(names))
-    if isinstance(feature, datasets.ClassLabel) and not generic and list(feature.names) != names:
-        print(
-            f"{PROG}: warning: the dataset's labels are {list(feature.names)} but the model's are {names}; scoring "
-            "by class id.",
-            file=sys.stderr,
-        )
-    return dataset
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings of the library (e.g. a tokenizer taken from the base model) as one line on stderr."""
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -285,6 +107,11 @@ def _print_table(rows: list[tuple[str, str]]) -> None:
         print(f"{key:<{width}}  {value}")
 
 
+def _base_model(config: Any) -> str | None:
+    """The backbone a relative model was built from: where its tokenizer can come from when it has none."""
+    return getattr(config, "base_model", None) if isinstance(config, RelativeEncoderConfig) else None
+
+
 # ------------------------------------------------------------------------------------------------------- subcommands
 
 
@@ -293,7 +120,7 @@ def run_stitch(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.private and not args.push:
         raise ConfigurationError("--private applies to the repository of --push; pass --push REPO too.")
-    _check_out_dir(out, args.overwrite)  # before any download: fail fast
+    check_output_dir(out, overwrite=args.overwrite)  # before any download: fail fast
     model = stitch(
         args.encoder,
         args.head,
@@ -311,7 +138,7 @@ def run_stitch(args: argparse.Namespace) -> int:
             fallback=_base_model(model.config),
             what="encoder source",
         )
-    _check_out_dir(out, args.overwrite)  # nobody wrote there meanwhile
+    check_output_dir(out, overwrite=args.overwrite)  # nobody wrote there meanwhile
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -362,33 +189,22 @@ def run_evaluate(args: argparse.Namespace) -> int:
         tokenizer = load_tokenizer(
             args.model, revision=args.revision, token=args.token, fallback=_base_model(model.config)
         )
-    dataset = _labels_as_ids(dataset, args.label_column, model.config)
-    check_columns(
-        dataset,
-        (args.text_column, args.label_column),
-        label_column=args.label_column,
-        num_labels=model.config.num_labels,
-    )
-    texts = dataset[args.text_column]
-    if any(not isinstance(text, str) for text in texts):
-        raise DataError(f"column {args.text_column!r} must hold strings; some rows are empty or not text.")
-    references = list(dataset[args.label_column])
-    predictions = predict(
+    scores = evaluate(
         model,
         tokenizer,
-        texts,
+        dataset,
+        text_column=args.text_column,
+        label_column=args.label_column,
         batch_size=args.batch_size,
         max_length=args.max_length,
-        prefix=getattr(model.config, "anchor_text_prefix", "") or "",
         device=args.device,
         progress=not args.quiet,
     )
-    scores = load_metric().compute(predictions=predictions, references=references)
     language = f" ({args.language})" if args.language else ""
     _print_table(
         [
             ("model", str(args.model)),
-            ("dataset", f"{args.dataset}{language}, split {args.split!r}, {len(references)} examples"),
+            ("dataset", f"{args.dataset}{language}, split {args.split!r}, {len(dataset)} examples"),
             *((key, f"{scores[key]:.2f}") for key in METRIC_KEYS if key in scores),
         ]
     )
@@ -399,8 +215,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             "dataset": args.dataset,
             "language": args.language,
             "split": args.split,
-            "num_examples": len(references),
-            "metrics": {key: float(value) for key, value in scores.items()},
+            "num_examples": len(dataset),
+            "metrics": scores,
             "hf_relrep_version": __version__,
         }
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -462,7 +278,11 @@ def _add_stitch_parser(subparsers: Any) -> None:
         default=None,
         help="Tokenizer to save instead of the encoder source's (folder or Hub id).",
     )
-    parser.add_argument("--overwrite", action="store_true", help="Write into --out even if it is not empty.")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Write into a non-empty --out: our files replace those of the same name, other files are kept.",
+    )
     parser.add_argument("--push", metavar="REPO", default=None, help="Also push the stitched model to this Hub repo.")
     parser.add_argument("--private", action="store_true", default=None, help="Create the --push repo as private.")
     _add_common(parser)
@@ -552,32 +372,17 @@ def _add_evaluate_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=run_evaluate)
 
 
-# --- reproduce: registered only when hf_relrep/reproduce.py exists and defines add_arguments and run_from_args. ---
-
-
-def _reproduce_module() -> ModuleType | None:
-    """`hf_relrep.reproduce` when it is installed and provides the CLI hooks, else `None` (imported lazily)."""
-    if importlib.util.find_spec("hf_relrep.reproduce") is None:
-        return None
-    module = importlib.import_module("hf_relrep.reproduce")
-    if not (hasattr(module, "add_arguments") and hasattr(module, "run_from_args")):
-        return None
-    return module
-
-
 def _add_reproduce_parser(subparsers: Any) -> None:
-    module = _reproduce_module()
-    if module is None:
-        return
-    doc = (module.__doc__ or "Reproduce the paper's stitching tables.").strip()
+    doc = (reproduce.__doc__ or "").strip()
     parser = subparsers.add_parser(
-        "reproduce", help=doc.splitlines()[0], description=doc, formatter_class=_HelpFormatter
+        "reproduce",
+        help=doc.splitlines()[0],
+        description=doc,
+        formatter_class=_HelpFormatter,
+        epilog="example:\n  hf-relrep reproduce --seeds 1 --methods robust robust+topo --out runs/quick",
     )
-    module.add_arguments(parser)
-    parser.set_defaults(handler=module.run_from_args)
-
-
-# --- end of reproduce. ---
+    reproduce.add_arguments(parser)
+    parser.set_defaults(handler=reproduce.run_from_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -621,7 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, or a usage error argparse already printed
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
     try:
-        with _progress_bars(not getattr(args, "quiet", False)):
+        with _progress_bars(not getattr(args, "quiet", False)), warnings.catch_warnings():
+            warnings.showwarning = _show_warning
             return int(args.handler(args))
     except Exception as error:
         if isinstance(error, USER_ERRORS) or (isinstance(error, OSError) and _is_hub_error(error)):
@@ -630,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
-__all__ = ["build_parser", "has_tokenizer", "load_eval_split", "load_tokenizer", "main", "predict"]
+__all__ = ["build_parser", "main"]
 
 
 if __name__ == "__main__":

@@ -109,3 +109,47 @@ def plot_death_time_histograms(
     if path is not None:
         save_figure(figure, path)
     return figure
+
+
+def plot_heatmaps(
+    grids: Mapping[str, np.ndarray | Sequence[Sequence[float]]],
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    path: str | PathLike[str] | None = None,
+    *,
+    title: str | None = None,
+    colorbar_label: str | None = None,
+    vmin: float = 0.0,
+    vmax: float = 100.0,
+) -> Figure:
+    """Annotated heatmaps side by side on one colour scale, one panel per grid (e.g. accuracy per stitched pair).
+
+    Args:
+        grids: ``{panel title: [rows, columns] values}``, in panel order.
+        row_labels, column_labels: tick labels of every panel.
+        path: where to save a PNG (atomically); ``None`` saves nothing.
+        title: the figure's title.
+        colorbar_label: the label of the shared colour bar.
+        vmin, vmax: the colour scale (values are written in each cell, white on the darker part of the scale).
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
+    figure = new_figure(figsize=(2.6 * len(grids), 2.9))
+    axes = figure.subplots(1, len(grids), squeeze=False)[0]
+    for ax, (name, values) in zip(axes, grids.items(), strict=True):
+        grid = np.asarray(values, dtype=float)
+        image = ax.imshow(grid, vmin=vmin, vmax=vmax, cmap="viridis")
+        for i in range(grid.shape[0]):
+            for j in range(grid.shape[1]):
+                dark = grid[i, j] < vmin + 0.6 * (vmax - vmin)
+                ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", color="white" if dark else "k")
+        ax.set_xticks(range(len(column_labels)), list(column_labels))
+        ax.set_yticks(range(len(row_labels)), list(row_labels))
+        ax.set_title(name)
+    figure.colorbar(image, ax=list(axes), shrink=0.8, label=colorbar_label)
+    if title:
+        figure.suptitle(title)
+    if path is not None:
+        save_figure(figure, path)
+    return figure

