@@ -1,14 +1,20 @@
 """Fixtures shared by the hf-relrep test suite.
 
-Importing ``hf_relrep.testing`` points the Hub clients at a local endpoint and a throwaway ``HF_HOME`` for the whole
-session, before any test runs: no test reaches huggingface.co or touches ``~/.cache/huggingface``. The ``local_hub``
-fixture serves a fresh, empty Hub on that endpoint for one test.
+hf-relrep's pytest plugin (``hf_relrep.testing.plugin``, loaded through its ``pytest11`` entry point) gives the
+fixtures ``local_hub_environment`` and ``local_hub``. The first is autouse here: for the whole session the Hub clients
+point at a local endpoint and a throwaway ``HF_HOME`` (restored when the session ends), so no test reaches
+huggingface.co or touches ``~/.cache/huggingface``. ``local_hub`` serves a fresh, empty Hub on that endpoint for one
+test.
 """
 
 import pytest
 from tiny_models import ANCHORS_EN, ANCHORS_FR, relative_classifier, save_language_backbones
 
-from hf_relrep.testing import local_hub  # noqa: F401
+
+@pytest.fixture(scope="session", autouse=True)
+def _hub_environment(local_hub_environment):
+    """Every test, not only those using ``local_hub``, runs against the local endpoint and a throwaway HF_HOME."""
+    return local_hub_environment
 
 
 @pytest.fixture(scope="session")

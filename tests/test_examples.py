@@ -1,8 +1,8 @@
 """The Hub examples run as users run them: as scripts, with their default Hub ids, against the local hub fixture.
 
-The fixture's module (`hf_relrep.testing`) already set ``HF_ENDPOINT``, ``HF_HUB_DISABLE_XET=1`` and a throwaway
-``HF_HOME`` in ``os.environ``; the scripts inherit them, so their plain ``from_pretrained``/``push_to_hub`` calls reach
-the local hub.
+The session's ``local_hub_environment`` fixture (``hf_relrep.testing.plugin``) set ``HF_ENDPOINT``,
+``HF_HUB_DISABLE_XET=1`` and a throwaway ``HF_HOME`` in ``os.environ``; the scripts inherit them, so their plain
+``from_pretrained``/``push_to_hub`` calls reach the local hub.
 """
 
 import os

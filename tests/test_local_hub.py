@@ -1,8 +1,12 @@
 """The LocalHub test server, driven only by the real huggingface_hub and transformers clients."""
 
 import hashlib
+import json
 import os
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -19,7 +23,7 @@ from huggingface_hub.errors import (
 )
 from transformers import BertConfig, BertModel
 
-from hf_relrep.testing import SESSION_ENDPOINT, LocalHub
+from hf_relrep.testing import HubEnvironment, LocalHub, use_local_hub
 
 
 REPO = "test-user/demo"
@@ -37,8 +41,8 @@ def _tree(folder: str | Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_fixture_serves_hf_endpoint(local_hub: LocalHub) -> None:
-    assert local_hub.endpoint == SESSION_ENDPOINT == os.environ["HF_ENDPOINT"]
+def test_fixture_serves_hf_endpoint(local_hub: LocalHub, local_hub_environment: HubEnvironment) -> None:
+    assert local_hub.endpoint == local_hub_environment.endpoint == os.environ["HF_ENDPOINT"]
     assert HfApi().endpoint == local_hub.endpoint
     assert os.environ["HF_HUB_DISABLE_XET"] == "1"
     assert Path(os.environ["HF_HOME"]).resolve() != (Path.home() / ".cache" / "huggingface").resolve()
@@ -293,3 +297,79 @@ def test_stop_joins_threads_and_frees_the_port(tmp_path: Path) -> None:
 
     with LocalHub(tmp_path / "hub", port=port) as hub:  # the storage outlives the server
         assert HfApi(endpoint=hub.endpoint).repo_exists(REPO)
+
+
+_CLIENTS = ("huggingface_hub", "transformers", "datasets", "evaluate", "peft", "accelerate")
+
+
+def _client_globals() -> dict[tuple[str, str], object]:
+    """The plain values (strings, paths, flags, host sets) of every global of the loaded Hub client modules."""
+    return {
+        (name, attribute): value
+        for name, module in list(sys.modules.items())
+        if module is not None and name.split(".")[0] in _CLIENTS
+        for attribute, value in list(vars(module).items())
+        if isinstance(value, (str, Path, bool, frozenset))
+    }
+
+
+def test_importing_hf_relrep_testing_changes_nothing(tmp_path: Path) -> None:
+    """In a fresh interpreter: importing the package and each of its modules (the pytest plugin included) leaves
+    os.environ and the globals of the Hub clients as they were (the user's endpoint, home and token stay)."""
+    code = textwrap.dedent(
+        """
+        import importlib, json, os, pkgutil, sys
+
+        at_start = dict(os.environ)
+        import hf_relrep  # the library: it imports transformers and huggingface_hub
+
+        # torch sets TORCHINDUCTOR_CACHE_DIR when torch._dynamo is imported (by transformers' modeling utils).
+        environ = dict(os.environ)
+        changed = {k for k in {*environ, *at_start} if k != "TORCHINDUCTOR_CACHE_DIR" and environ.get(k) != at_start.get(k)}
+        assert not changed, f"import hf_relrep changed {sorted(changed)}"
+        clients = ("huggingface_hub", "transformers", "datasets", "evaluate", "peft", "accelerate")
+        modules = {n: m for n, m in sys.modules.items() if m is not None and n.split(".")[0] in clients}
+        before = {n: dict(vars(m)) for n, m in modules.items()}
+        import hf_relrep.testing
+
+        names = [f"hf_relrep.testing.{m.name}" for m in pkgutil.iter_modules(hf_relrep.testing.__path__)]
+        for name in names:
+            importlib.import_module(name)
+        assert dict(os.environ) == environ, "importing hf_relrep.testing changed os.environ"
+        changed = sorted(
+            f"{n}.{a}" for n, m in modules.items() for a in {*before[n], *vars(m)}
+            if a not in before[n] or a not in vars(m) or vars(m)[a] is not before[n][a]
+        )
+        assert not changed, f"importing hf_relrep.testing changed {changed}"
+        import huggingface_hub.constants as constants
+
+        print(json.dumps({"modules": names, "endpoint": constants.ENDPOINT, "home": constants.HF_HOME}))
+        """
+    )
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("HF_", "HUGGING"))}
+    env.update(HF_ENDPOINT="https://hub.example.invalid", HF_HOME=str(tmp_path / "home"), HF_TOKEN="hf_user_token")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"hf_relrep.testing.plugin", "hf_relrep.testing.environment", "hf_relrep.testing.hub"} <= set(
+        seen["modules"]
+    )
+    assert seen["endpoint"] == "https://hub.example.invalid" and seen["home"] == str(tmp_path / "home")
+
+
+def test_use_local_hub_restores_the_environment_and_the_clients(local_hub_environment: HubEnvironment) -> None:
+    environ, clients = dict(os.environ), _client_globals()
+    with use_local_hub(token="secret") as hub:
+        assert hub.endpoint == os.environ["HF_ENDPOINT"] == HfApi().endpoint != local_hub_environment.endpoint
+        home = Path(os.environ["HF_HOME"])
+        assert home != local_hub_environment.home and "HF_TOKEN" not in os.environ
+        api = HfApi(token="secret")
+        api.create_repo(REPO)
+        api.upload_file(path_or_fileobj=b"hello", path_in_repo="a.txt", repo_id=REPO)
+        downloaded = Path(hf_hub_download(REPO, "a.txt", token="secret"))  # the default cache: under this HF_HOME
+        assert downloaded.read_bytes() == b"hello" and home in downloaded.parents
+    assert dict(os.environ) == environ
+    after = _client_globals()
+    assert {key: after.get(key) for key in clients} == clients
+    assert HfApi().endpoint == local_hub_environment.endpoint
+    assert not home.exists() and not hub.running
