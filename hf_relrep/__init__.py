@@ -4,6 +4,13 @@ Importing the package registers the model type ``"hf-relrep"`` with `AutoConfig`
 `AutoModelForSequenceClassification`, so saved models load through the Auto classes without ``trust_remote_code``.
 """
 
+import os as _os
+
+
+# Importing transformers imports torch._dynamo, which writes its default cache folder into TORCHINDUCTOR_CACHE_DIR.
+# torch computes the same default again whenever it needs it: give the user's environment back as it was.
+_INDUCTOR_CACHE_WAS_SET = "TORCHINDUCTOR_CACHE_DIR" in _os.environ
+
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 from .configuration import RelativeEncoderConfig, anchor_fingerprint
@@ -24,10 +31,10 @@ from .modeling import (
     RelativeModelOutput,
     RelativeSequenceClassifierOutput,
 )
+from .plotting import plot_death_time_histograms
 from .pooling import pool
 from .projection import NormalizationStatistics, RelativeProjection, compute_statistics, relative_transform
 from .stitching import AbsoluteStitchingWarning, check_stitchable, stitch
-from .plotting import plot_death_time_histograms
 from .topology import death_times, death_times_by_class, densification_loss
 from .version import __version__
 
@@ -53,7 +60,11 @@ AutoModelForSequenceClassification.register(
     RelativeEncoderConfig, RelativeModelForSequenceClassification, exist_ok=True
 )
 
+if not _INDUCTOR_CACHE_WAS_SET:
+    _os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+
 __all__ = [
+    "__version__",
     "AbsoluteStitchingWarning",
     "AnchorError",
     "ClassBalancedBatchSampler",
