@@ -11,14 +11,24 @@ import os as _os
 # torch computes the same default again whenever it needs it: give the user's environment back as it was.
 _INDUCTOR_CACHE_WAS_SET = "TORCHINDUCTOR_CACHE_DIR" in _os.environ
 
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForAudioClassification,
+    AutoModelForImageClassification,
+    AutoModelForSequenceClassification,
+)
 
+from .anchors import select_anchors
 from .configuration import RelativeEncoderConfig, anchor_fingerprint
 from .errors import (
     AnchorError,
+    BackboneError,
     ConfigurationError,
     DataError,
+    ModalityError,
     NonFiniteError,
+    ProcessorError,
     RelRepError,
     StatisticsError,
     StitchingError,
@@ -27,6 +37,8 @@ from .errors import (
 )
 from .modeling import (
     RelativeModel,
+    RelativeModelForAudioClassification,
+    RelativeModelForImageClassification,
     RelativeModelForSequenceClassification,
     RelativeModelOutput,
     RelativeSequenceClassifierOutput,
@@ -34,8 +46,10 @@ from .modeling import (
 from .plotting import plot_death_time_histograms
 from .pooling import pool
 from .projection import NormalizationStatistics, RelativeProjection, compute_statistics, relative_transform
+from .similarity import cka, compare_latents, knn_jaccard
 from .stitching import AbsoluteStitchingWarning, check_stitchable, stitch
 from .topology import death_times, death_times_by_class, densification_loss
+from .translation import LatentTranslation, fit_translation
 from .version import __version__
 
 
@@ -59,6 +73,8 @@ AutoModel.register(RelativeEncoderConfig, RelativeModel, exist_ok=True)
 AutoModelForSequenceClassification.register(
     RelativeEncoderConfig, RelativeModelForSequenceClassification, exist_ok=True
 )
+AutoModelForImageClassification.register(RelativeEncoderConfig, RelativeModelForImageClassification, exist_ok=True)
+AutoModelForAudioClassification.register(RelativeEncoderConfig, RelativeModelForAudioClassification, exist_ok=True)
 
 if not _INDUCTOR_CACHE_WAS_SET:
     _os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
@@ -67,15 +83,21 @@ __all__ = [
     "__version__",
     "AbsoluteStitchingWarning",
     "AnchorError",
+    "BackboneError",
     "ClassBalancedBatchSampler",
     "ConfigurationError",
     "DataError",
     "DensificationLoss",
+    "LatentTranslation",
+    "ModalityError",
     "NonFiniteError",
     "NormalizationStatistics",
+    "ProcessorError",
     "RelRepError",
     "RelativeEncoderConfig",
     "RelativeModel",
+    "RelativeModelForAudioClassification",
+    "RelativeModelForImageClassification",
     "RelativeModelForSequenceClassification",
     "RelativeModelOutput",
     "RelativeProjection",
@@ -88,12 +110,17 @@ __all__ = [
     "UnsafeCheckpointError",
     "anchor_fingerprint",
     "check_stitchable",
+    "cka",
+    "compare_latents",
     "compute_statistics",
     "death_times",
     "death_times_by_class",
     "densification_loss",
+    "fit_translation",
+    "knn_jaccard",
     "plot_death_time_histograms",
     "pool",
     "relative_transform",
+    "select_anchors",
     "stitch",
 ]
