@@ -6,8 +6,9 @@ Each subcommand parses its options and calls the library: `hf_relrep.stitch` and
 
 Errors a user can fix (a `hf_relrep.RelRepError`, a missing repository, file or revision on the Hub, an HTTP error) are
 printed as one line on stderr and the command exits with status 2; anything else is a bug and shows its traceback.
-Warnings are printed as one line too. ``--overwrite`` means the same everywhere (`hf_relrep.files`): the command's
-outputs replace the files of the same name in the output folder, other files are kept.
+Warnings are printed as one line too. ``--overwrite`` means the same everywhere (`hf_relrep.files`): once the new
+outputs are complete they replace those of an earlier hf-relrep run in the output folder, other files are kept, and a
+folder hf-relrep did not write is refused.
 
 Example:
     ```bash
@@ -37,7 +38,7 @@ from . import __version__, reproduce
 from .configuration import RelativeEncoderConfig
 from .errors import ConfigurationError, RelRepError
 from .evaluation import METRIC_KEYS, PARALLEL_SENTIMENT, evaluate, has_tokenizer, load_eval_split, load_tokenizer
-from .files import check_output_dir
+from .files import atomic_folder, check_output_dir
 from .hub import build_model_card
 from .stitching import stitch
 
@@ -139,10 +140,10 @@ def run_stitch(args: argparse.Namespace) -> int:
             what="encoder source",
         )
     check_output_dir(out, overwrite=args.overwrite)  # nobody wrote there meanwhile
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    build_model_card(model, repo_id=args.push, has_tokenizer=True).save(str(out / "README.md"))
+    with atomic_folder(out, marker="stitch") as tmp:  # the old stitched model or the new one, never a mix
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        build_model_card(model, repo_id=args.push, has_tokenizer=True).save(str(tmp / "README.md"))
     print(f"stitched encoder {args.encoder} + head {args.head} -> {out}")
     if args.push:
         commit = model.push_to_hub(args.push, tokenizer=tokenizer, private=args.private, token=args.token)
@@ -281,7 +282,7 @@ def _add_stitch_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="Write into a non-empty --out: our files replace those of the same name, other files are kept.",
+        help="Replace an earlier stitched model in --out once the new one is complete; other files are kept.",
     )
     parser.add_argument("--push", metavar="REPO", default=None, help="Also push the stitched model to this Hub repo.")
     parser.add_argument("--private", action="store_true", default=None, help="Create the --push repo as private.")

@@ -49,6 +49,10 @@ class CorruptDownloadError(RelRepError, OSError):
     """A file downloaded from the Hub does not match the checksum the Hub lists for it."""
 
 
+class SourceNotFoundError(RelRepError, FileNotFoundError):
+    """A model, backbone or file given as a local path does not exist (it is not looked up on the Hub)."""
+
+
 class OfflineEncoderError(RelRepError):
     """An offline encoder (`hf_relrep.zoo`) is unknown, its wheel is not installed, or its packaged file is unreadable."""
 

@@ -150,9 +150,16 @@ def test_stitch_refuses_a_non_empty_out_dir_unless_overwrite(saved_models, tmp_p
     assert "already exists and is not empty" in err and "--overwrite" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    # --overwrite replaces only what hf-relrep wrote: a folder it did not write is refused, saying why.
+    assert main([*argv, "--overwrite"]) == 2
+    assert "not written by hf-relrep" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
-    assert main([*argv, "--overwrite"]) == 0
-    assert (out / "model.safetensors").is_file() and (out / "notes.txt").read_text() == "mine"
+    ours = tmp_path / "ours"
+    assert main([*argv[:-1], str(ours)]) == 0
+    (ours / "notes.txt").write_text("mine")
+    assert main([*argv[:-1], str(ours), "--overwrite"]) == 0
+    assert (ours / "model.safetensors").is_file() and (ours / "notes.txt").read_text() == "mine"
 
 
 def test_stitch_refusal_of_the_library_is_one_line(saved_models, tmp_path, capsys):

@@ -1,16 +1,53 @@
 """`RelativePreTrainedModel`: the loading safety checks and weight initialization shared by every relative model."""
 
+import contextlib
 import os
+import re
 
-import huggingface_hub
 from torch import nn
 from transformers import PreTrainedModel
 
-from ..configuration import RelativeEncoderConfig
-from ..errors import UnsafeCheckpointError
-from ..hub import verify_cached_files
+from ..configuration import RelativeEncoderConfig, anchor_fingerprint
+from ..errors import AnchorError, OutputExistsError
+from ..files import atomic_folder, clean_leftovers
 from ..projection import RelativeProjection
-from .loading import offers_only_pickle
+from .loading import is_local_path, safe_from_pretrained, verify_download
+
+
+#: What an earlier `save_pretrained` wrote that this one may not write again: weight shards, their index, raw anchors.
+_SAVE_OUTPUTS = re.compile(
+    r"model(-\d{5}-of-\d{5})?\.safetensors|model\.safetensors\.index\.json|anchors\.safetensors"
+)
+
+
+def _written_by_save(name: str) -> bool:
+    return _SAVE_OUTPUTS.fullmatch(name) is not None
+
+
+def check_anchor_identity(model: nn.Module) -> None:
+    """Refuse a loaded model whose anchors (texts in config.json, token ids in the weights) are not the saved ones.
+
+    The config's ``anchor_fingerprint`` covers the raw anchors and the stored token ids (`anchor_fingerprint`); a
+    fingerprint of the texts alone (written by hf-relrep 0.1) is accepted and brought up to date.
+
+    Raises:
+        AnchorError: the anchors were edited after saving, saying how to re-tokenize them.
+    """
+    for module in model.modules():
+        stored = getattr(getattr(module, "config", None), "anchor_fingerprint", None)
+        current = module.current_anchor_fingerprint() if isinstance(module, RelativePreTrainedModel) else None
+        if stored is None or current is None or stored == current:
+            continue
+        texts = module.config.anchor_texts
+        if texts is not None and stored == anchor_fingerprint(texts):
+            module.config.anchor_fingerprint = current  # hf-relrep 0.1: texts only; the ids come with the weights
+            continue
+        raise AnchorError(
+            "The anchors do not match the saved anchor_fingerprint: config.json's anchor_texts or the anchor token ids "
+            "in the weights were changed after saving, so the head would read similarities to other anchors. Restore "
+            "the original files, or re-tokenize the anchors: model.encoder.set_anchors(model.config.anchor_texts, "
+            "tokenizer), then train (or at least re-evaluate) the head and save again."
+        )
 
 
 class RelativePreTrainedModel(PreTrainedModel):
@@ -33,6 +70,7 @@ class RelativePreTrainedModel(PreTrainedModel):
         *args,
         use_safetensors: bool | None = None,
         verify_checksums: bool = True,
+        processor=None,
         **kwargs,
     ):
         """As `PreTrainedModel.from_pretrained`, with two safety checks.
@@ -43,27 +81,65 @@ class RelativePreTrainedModel(PreTrainedModel):
           (`hf_relrep.hub.verify_cached_files`; huggingface_hub itself only checks sizes). A corrupted file raises
           `CorruptDownloadError` and is removed from the cache. `verify_checksums=False` skips the check, and so does
           offline mode (``HF_HUB_OFFLINE=1`` or ``local_files_only=True``), where there is no Hub to ask.
+
+        Files saved beside the weights are read back by `load_extra_files` (image and audio anchors, the processor);
+        `processor` supplies the tokenizer, image processor or feature extractor when the folder has none.
         """
-        try:
-            model = super().from_pretrained(
-                pretrained_model_name_or_path, *args, use_safetensors=True if use_safetensors is None else use_safetensors,
-                **kwargs,
-            )  # fmt: skip
-        except OSError as error:
-            if use_safetensors is None and offers_only_pickle(pretrained_model_name_or_path, kwargs):
-                raise UnsafeCheckpointError(
-                    f"{pretrained_model_name_or_path} has no safetensors weights, only a pickle checkpoint. hf-relrep "
-                    "does not load pickles by default; pass use_safetensors=False to opt in (only for sources you "
-                    "trust), or convert the checkpoint to safetensors."
-                ) from error
-            raise
-        offline = huggingface_hub.constants.HF_HUB_OFFLINE or kwargs.get("local_files_only")
-        if verify_checksums and not offline and not os.path.isdir(pretrained_model_name_or_path):
-            verify_cached_files(
-                str(pretrained_model_name_or_path), revision=kwargs.get("revision"), token=kwargs.get("token"),
-                cache_dir=kwargs.get("cache_dir"),
-            )  # fmt: skip
+        source = pretrained_model_name_or_path
+        if is_local_path(source) and not os.path.exists(source):
+            with contextlib.suppress(OSError):  # a save that died between its two renames (systems without
+                clean_leftovers(source)  # an atomic exchange): put the previous folder back
+        load = super().from_pretrained  # PreTrainedModel's, bound to this class
+        model = safe_from_pretrained(
+            lambda path, **options: load(path, *args, **options),
+            source,
+            use_safetensors=use_safetensors,
+            verify_checksums=False,  # after the extra files are downloaded too
+            **kwargs,
+        )
+        model.load_extra_files(source, processor=processor, **kwargs)
+        verify_download(source, verify_checksums=verify_checksums, **kwargs)
+        check_anchor_identity(model)
         return model
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """As `PreTrainedModel.save_pretrained` plus `save_extra_files`, written atomically.
+
+        The model is written into a temporary sibling folder and swapped in once complete (`hf_relrep.files`): a crash
+        at any instant leaves the previous model or the new one, never new config on old weights, never nothing. Files
+        of an existing folder that saving does not write (a README, training logs, checkpoints) are kept; weight shards
+        and the shard index of an earlier save are replaced.
+
+        Raises:
+            OutputExistsError: `save_directory` is a file.
+        """
+        push_to_hub = kwargs.pop("push_to_hub", False)
+        hub_kwargs = {}
+        if push_to_hub:  # uploaded after the extra files are written, so that they are part of the commit
+            for key in ("repo_id", "commit_message", "private", "token", "create_pr", "revision"):
+                if key in kwargs:
+                    hub_kwargs[key] = kwargs.pop(key)
+        if os.path.lexists(save_directory) and not os.path.isdir(save_directory):
+            raise OutputExistsError(f"{save_directory} is a file; save_pretrained writes a folder.")
+        if self.should_save_on_this_rank(kwargs.get("is_main_process", True)):
+            with atomic_folder(save_directory, owned=_written_by_save) as tmp:
+                super().save_pretrained(tmp, *args, **kwargs)
+                self.save_extra_files(tmp)
+        else:
+            super().save_pretrained(save_directory, *args, **kwargs)  # writes nothing on other ranks
+        if push_to_hub:
+            repo_id = hub_kwargs.pop("repo_id", os.path.basename(os.path.normpath(save_directory)))
+            self.push_to_hub(repo_id, **hub_kwargs)
+
+    def save_extra_files(self, save_directory) -> None:
+        """Hook: write files that belong with the weights (processor, raw anchors). Nothing by default."""
+
+    def load_extra_files(self, source, *, processor=None, **hub_kwargs) -> None:
+        """Hook: read back what `save_extra_files` wrote. Nothing by default."""
+
+    def current_anchor_fingerprint(self) -> str | None:
+        """Hook: the fingerprint of the anchors this module holds now (`None`: it holds none)."""
+        return None
 
     def _init_weights(self, module: nn.Module) -> None:
         if getattr(module, "_hf_relrep_default_init", False):

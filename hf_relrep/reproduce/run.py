@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from transformers.utils import logging as hf_logging
 
 from ..evaluation import METRIC_KEYS
-from ..files import check_output_dir
+from ..files import atomic_folder, check_output_dir
 from ..metrics import load_metric
 from ..stitching import AbsoluteStitchingWarning, stitch
 from .config import LANGUAGES, METHODS, PRESETS, ReproduceConfig, preset_config
@@ -39,9 +39,9 @@ def run_reproduce(
     Args:
         config: the run's settings (`preset_config` makes one).
         out_dir: the output folder; `None` makes ``runs/reproduce-<timestamp>``.
-        overwrite: accept an `out_dir` that already holds files: the outputs of this run replace the files of the same
-            name, anything else is kept (see `hf_relrep.files`). Without it, a non-empty folder is refused before any
-            work starts.
+        overwrite: accept an `out_dir` that an earlier run wrote: once this run's outputs are complete they replace
+            that run's, anything else in the folder is kept (see `hf_relrep.files`). Without it, a non-empty folder
+            is refused before any work starts; with it, so is a folder hf-relrep did not write.
 
     Returns:
         The content of results.json: the config, per-run details, the summary table and the stitching ratios.
@@ -114,7 +114,9 @@ def run_reproduce(
     }
     if "robust" in config.methods and "robust+topo" in config.methods:
         results["densification"] = densification_effect(scores)
-    write_outputs(out, results, histograms)
+    check_output_dir(out, overwrite=overwrite)  # nobody else wrote there meanwhile
+    with atomic_folder(out, marker="reproduce") as tmp:  # old outputs or new ones, never a mix; others kept
+        write_outputs(tmp, results, histograms)
     return results
 
 
@@ -142,7 +144,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="write into a non-empty --out: this run's outputs replace files of the same name, other files are kept",
+        help="replace the outputs of an earlier run in --out once the new ones are complete; other files are kept",
     )
     parser.add_argument("--dataset", help="Amazon Reviews multilingual: a local folder or Hub id (paper preset)")
     parser.add_argument("--anchors", help="parallel anchors file with text_en, text_fr columns (paper preset)")
