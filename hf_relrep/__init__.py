@@ -11,15 +11,24 @@ import os as _os
 # torch computes the same default again whenever it needs it: give the user's environment back as it was.
 _INDUCTOR_CACHE_WAS_SET = "TORCHINDUCTOR_CACHE_DIR" in _os.environ
 
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForAudioClassification,
+    AutoModelForImageClassification,
+    AutoModelForSequenceClassification,
+)
 
 from .anchors import select_anchors
 from .configuration import RelativeEncoderConfig, anchor_fingerprint
 from .errors import (
     AnchorError,
+    BackboneError,
     ConfigurationError,
     DataError,
+    ModalityError,
     NonFiniteError,
+    ProcessorError,
     RelRepError,
     StatisticsError,
     StitchingError,
@@ -28,6 +37,8 @@ from .errors import (
 )
 from .modeling import (
     RelativeModel,
+    RelativeModelForAudioClassification,
+    RelativeModelForImageClassification,
     RelativeModelForSequenceClassification,
     RelativeModelOutput,
     RelativeSequenceClassifierOutput,
@@ -62,6 +73,8 @@ AutoModel.register(RelativeEncoderConfig, RelativeModel, exist_ok=True)
 AutoModelForSequenceClassification.register(
     RelativeEncoderConfig, RelativeModelForSequenceClassification, exist_ok=True
 )
+AutoModelForImageClassification.register(RelativeEncoderConfig, RelativeModelForImageClassification, exist_ok=True)
+AutoModelForAudioClassification.register(RelativeEncoderConfig, RelativeModelForAudioClassification, exist_ok=True)
 
 if not _INDUCTOR_CACHE_WAS_SET:
     _os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
@@ -70,16 +83,21 @@ __all__ = [
     "__version__",
     "AbsoluteStitchingWarning",
     "AnchorError",
+    "BackboneError",
     "ClassBalancedBatchSampler",
     "ConfigurationError",
     "DataError",
     "DensificationLoss",
     "LatentTranslation",
+    "ModalityError",
     "NonFiniteError",
     "NormalizationStatistics",
+    "ProcessorError",
     "RelRepError",
     "RelativeEncoderConfig",
     "RelativeModel",
+    "RelativeModelForAudioClassification",
+    "RelativeModelForImageClassification",
     "RelativeModelForSequenceClassification",
     "RelativeModelOutput",
     "RelativeProjection",

@@ -10,7 +10,7 @@ from transformers import AutoConfig, GenerationConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .errors import ConfigurationError
-from .pooling import POOLING_MODES
+from .pooling import POOLING_MODES, backbone_output_size
 from .projection import NORMALIZATIONS, STATISTICS_SOURCES, check_anchor_count
 from .version import __version__
 
@@ -72,6 +72,9 @@ class RelativeEncoderConfig(PreTrainedConfig):
             Dimensions whose standard deviation over the statistics set is below `eps` are ignored.
         anchor_texts (`list[str]`):
             The anchors, in order. Saved with the model; their token ids are saved in the weights.
+        anchor_count (`int`, *optional*):
+            Number of anchors kept outside the config: images and audio live in `anchors.safetensors` beside the
+            weights (their fingerprint is `anchor_fingerprint`). Text anchors are counted from `anchor_texts`.
         anchor_set_id (`str`, *optional*):
             The name of the parallel anchor set these anchors belong to (e.g. `"en-fr-sentiment/anchors@1"`). Two
             models stitch only if they declare the same id: anchor i of one is the counterpart of anchor i of the other.
@@ -118,6 +121,7 @@ class RelativeEncoderConfig(PreTrainedConfig):
     whiten_shrinkage: float = 0.0
     eps: float = 1e-5
     anchor_texts: list[str] | None = None
+    anchor_count: int | None = None
     anchor_set_id: str | None = None
     anchor_fingerprint: str | None = None
     anchor_text_prefix: str = ""
@@ -163,6 +167,8 @@ class RelativeEncoderConfig(PreTrainedConfig):
             self.anchor_fingerprint = fingerprint
         if self.representation == "relative" and self.anchor_texts is not None:
             check_anchor_count(len(self.anchor_texts), fix="pass more anchor_texts")
+        if self.representation == "relative" and self.anchor_texts is None and self.anchor_count is not None:
+            check_anchor_count(self.anchor_count, fix="pass more anchors")
 
     def get_text_config(self, decoder=None, encoder=None) -> PreTrainedConfig:
         """The backbone's text config: where token ids and vocabulary live (Trainer aligns pad/bos/eos there)."""
@@ -174,14 +180,16 @@ class RelativeEncoderConfig(PreTrainedConfig):
     @property
     def num_anchors(self) -> int:
         """Number of anchors, i.e. the size of the relative representation."""
-        return len(self.anchor_texts or ())
+        if self.anchor_texts is not None:
+            return len(self.anchor_texts)
+        return self.anchor_count or 0
 
     @property
     def latent_size(self) -> int:
         """Size of the latent z: the adapter's output, else the backbone's hidden size."""
         if self.adapter != "none" and self.adapter_size is not None:
             return self.adapter_size
-        return self.backbone.hidden_size
+        return backbone_output_size(self.backbone)
 
     @property
     def head_input_size(self) -> int:

@@ -12,10 +12,10 @@ from transformers import AutoConfig, PreTrainedModel
 
 from .configuration import RelativeEncoderConfig
 from .errors import StitchingError
-from .modeling import RelativeModelForSequenceClassification
+from .modeling import RelativeClassifierBase, RelativeModelForSequenceClassification, relative_classifier_class
 
 
-ModelSource = RelativeModelForSequenceClassification | str | os.PathLike
+ModelSource = RelativeClassifierBase | str | os.PathLike
 
 
 class AbsoluteStitchingWarning(UserWarning):
@@ -48,10 +48,10 @@ def state_fingerprint(module: torch.nn.Module) -> str:
 
 def load_relative_model(
     source: ModelSource, *, revision: str | None = None, token: str | bool | None = None, **kwargs: Any
-) -> RelativeModelForSequenceClassification:
+) -> RelativeClassifierBase:
     """A relative classifier from a model instance, a local folder or a Hub id (at an optional revision)."""
     if isinstance(source, PreTrainedModel):
-        if not isinstance(source, RelativeModelForSequenceClassification):
+        if not isinstance(source, RelativeClassifierBase):
             raise StitchingError(
                 f"Only relative classifiers stitch; got a {type(source).__name__}. Wrap the backbone with "
                 "RelativeModelForSequenceClassification.from_backbone_pretrained(...) and train its head first."
@@ -63,7 +63,7 @@ def load_relative_model(
             f"{source} holds a {config.model_type!r} model, not a relative classifier ('hf-relrep'). Wrap its backbone "
             "with RelativeModelForSequenceClassification.from_backbone_pretrained(...) and train a head first."
         )
-    model = RelativeModelForSequenceClassification.from_pretrained(
+    model = relative_classifier_class(config).from_pretrained(
         source, config=config, revision=revision, token=token, **kwargs
     )
     if not os.path.isdir(source):  # a Hub id: record the exact commit it resolved to

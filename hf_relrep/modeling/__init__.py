@@ -5,24 +5,33 @@ Data flows one way: input → backbone → pooling → (adapter) → latent z �
 on it.
 """
 
+from .anchors_store import ANCHORS_FILE
+from .audio_classification import RelativeModelForAudioClassification
 from .base import RelativePreTrainedModel
+from .classifier import RelativeClassifierBase, relative_classifier_class
 from .encoder import ANCHOR_CHUNK_SIZE, RelativeModel
 from .heads import ClassificationHead, build_adapter
+from .image_classification import RelativeModelForImageClassification
 from .loading import PICKLE_SUFFIXES, offers_only_pickle, without_pooler
 from .outputs import RelativeModelOutput, RelativeSequenceClassifierOutput
 from .sequence_classification import RelativeModelForSequenceClassification
 
 
 __all__ = [
+    "ANCHORS_FILE",
     "ANCHOR_CHUNK_SIZE",
     "PICKLE_SUFFIXES",
     "ClassificationHead",
+    "RelativeClassifierBase",
     "RelativeModel",
+    "RelativeModelForAudioClassification",
+    "RelativeModelForImageClassification",
     "RelativeModelForSequenceClassification",
     "RelativeModelOutput",
     "RelativePreTrainedModel",
     "RelativeSequenceClassifierOutput",
     "build_adapter",
     "offers_only_pickle",
+    "relative_classifier_class",
     "without_pooler",
 ]

@@ -4,10 +4,11 @@ import torch
 from torch import nn
 
 from ..configuration import RelativeEncoderConfig
+from ..pooling import backbone_output_size
 
 
 def build_adapter(config: RelativeEncoderConfig) -> nn.Module:
-    hidden = config.backbone.hidden_size
+    hidden = backbone_output_size(config.backbone)
     if config.adapter == "none":
         return nn.Identity()
     out = config.adapter_size or hidden

@@ -1,26 +1,19 @@
-"""`RelativeModelForSequenceClassification`: a sequence classifier whose head reads relative representations."""
+"""`RelativeModelForSequenceClassification`: a text classifier whose head reads relative representations."""
 
-import copy
 from typing import Any
 
 import torch
-from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
-from ..configuration import RelativeEncoderConfig
-from ..hub import RelativeHubMixin
-from ..projection import check_anchor_count
-from .base import RelativePreTrainedModel
-from .encoder import RelativeModel
-from .heads import ClassificationHead
-from .loading import without_pooler
+from .classifier import RelativeClassifierBase
 from .outputs import RelativeSequenceClassifierOutput
 
 
-class RelativeModelForSequenceClassification(RelativeHubMixin, RelativePreTrainedModel):
+class RelativeModelForSequenceClassification(RelativeClassifierBase):
     """A sequence classifier whose head reads relative representations (or, in absolute mode, the latent).
 
-    ``encoder`` is the encoder side ([`RelativeModel`]); ``head`` is the head side ([`ClassificationHead`]).
+    Any text backbone AutoModel loads: encoder-only (BERT, RoBERTa, ...), decoder-only (GPT-2, Llama, ...: ``"last"``
+    pooling by default) and encoder-decoder (T5, BART: their encoder alone is wrapped, loaded and saved).
 
     Example:
 
@@ -36,16 +29,8 @@ class RelativeModelForSequenceClassification(RelativeHubMixin, RelativePreTraine
     ```
     """
 
-    def __init__(self, config: RelativeEncoderConfig, backbone: PreTrainedModel | None = None):
-        super().__init__(config)
-        if config.representation == "relative":
-            check_anchor_count(
-                config.num_anchors,
-                fix="pass anchor_texts to the config, or use from_backbone_pretrained(..., anchor_texts=[...])",
-            )
-        self.encoder = RelativeModel(config, backbone=backbone)
-        self.head = ClassificationHead(config)
-        self.post_init()
+    modality_name = "text"
+    main_input_name = "input_ids"
 
     @classmethod
     def from_backbone_pretrained(
@@ -57,63 +42,51 @@ class RelativeModelForSequenceClassification(RelativeHubMixin, RelativePreTraine
         id2label: dict[int, str] | None = None,
         normalization: str = "robust",
         stats: str = "anchors",
-        pooling: str = "cls",
+        pooling: str | None = None,
         representation: str = "relative",
         tokenizer: PreTrainedTokenizerBase | None = None,
         anchor_set_id: str | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
         **config_kwargs: Any,
     ) -> "RelativeModelForSequenceClassification":
-        """Wrap a pretrained backbone (local folder or Hub id) in a new relative classifier.
+        """Wrap a pretrained text backbone (local folder or Hub id) in a new relative classifier.
 
-        The backbone's weights and tokenizer are loaded with `AutoModel` / `AutoTokenizer`; the adapter and head are
-        freshly initialized. The anchors are tokenized with the backbone's tokenizer and stored in the model.
+        The backbone's weights and tokenizer are loaded with `AutoModel` / `AutoTokenizer` (an encoder-decoder's
+        encoder only); the adapter and head are freshly initialized. The anchors are tokenized with the backbone's
+        tokenizer and stored in the model; the tokenizer is saved with it. A tokenizer without a pad token (GPT-2)
+        works: the anchors are padded with its eos token, hidden by the attention mask. (To batch your own inputs
+        with such a tokenizer, set ``tokenizer.pad_token = tokenizer.eos_token``.)
 
         Args:
             pretrained_model_name_or_path: any model `AutoModel` can load.
             anchor_texts: anchor sentences (≥ 2) for a relative model.
             num_labels / id2label: the label set.
-            normalization, stats, pooling, representation: see [`RelativeEncoderConfig`].
+            normalization, stats, representation: see [`RelativeEncoderConfig`].
+            pooling: ``"cls"``, ``"mean"``, ``"max"``, ``"last"`` or ``"pooler"``; defaults to ``"last"`` for
+                decoder-only backbones and ``"cls"`` (the paper) for the others.
             tokenizer: defaults to `AutoTokenizer.from_pretrained(pretrained_model_name_or_path)`.
             anchor_set_id: name of the parallel anchor set (needed to stitch with models in other languages).
             backbone_kwargs: passed to `AutoModel.from_pretrained` (e.g. `revision`, `dtype`).
             **config_kwargs: any other [`RelativeEncoderConfig`] field (`adapter`, `head`, `whiten_shrinkage`, ...).
+
+        Raises:
+            BackboneError: AutoModel cannot load the backbone. ModalityError: it is not a text backbone.
+            AnchorError: fewer than 2 anchors, or an anchor that is empty or tokenizes to nothing (named).
         """
-        if representation == "relative":
-            check_anchor_count(
-                len(anchor_texts or ()),
-                fix="pass anchor_texts, or representation='absolute' for the baseline without anchors",
-            )
-        backbone_kwargs = dict(backbone_kwargs or {})
-        hub_kwargs = {
-            key: backbone_kwargs[key] for key in ("revision", "token", "cache_dir") if key in backbone_kwargs
-        }
-        backbone_config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
-        backbone = AutoModel.from_pretrained(
-            pretrained_model_name_or_path, **{**without_pooler(backbone_config), **backbone_kwargs}
-        )
-        if id2label is not None:
-            config_kwargs["id2label"] = id2label
-        elif num_labels is not None:
-            config_kwargs["num_labels"] = num_labels
-        config = RelativeEncoderConfig(
-            backbone=copy.deepcopy(backbone.config),
-            anchor_texts=list(anchor_texts) if anchor_texts is not None else None,
-            anchor_set_id=anchor_set_id,
+        return cls.build_from_backbone(
+            pretrained_model_name_or_path,
+            anchors=anchor_texts,
+            num_labels=num_labels,
+            id2label=id2label,
             normalization=normalization,
             stats=stats,
             pooling=pooling,
             representation=representation,
+            processor=tokenizer,
+            anchor_set_id=anchor_set_id,
+            backbone_kwargs=backbone_kwargs,
             **config_kwargs,
         )
-        model = cls(config, backbone=backbone)
-        if anchor_texts is not None:
-            if tokenizer is None:
-                revision = backbone_kwargs.get("revision")
-                tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, revision=revision)
-            model.encoder.set_anchors(anchor_texts, tokenizer)
-        model.config.base_model = str(pretrained_model_name_or_path)
-        return model
 
     def forward(
         self,
@@ -135,46 +108,17 @@ class RelativeModelForSequenceClassification(RelativeHubMixin, RelativePreTraine
                 training on cached features of a frozen backbone).
             labels: ``[batch]`` class ids (or floats for regression, multi-hot for multi-label).
         """
-        encoded = self.encoder(
+        return self.classify(
+            labels=labels,
+            backbone_features=backbone_features,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=return_dict,
             input_ids=input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
             inputs_embeds=inputs_embeds,
-            backbone_features=backbone_features,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
         )
-        features = encoded.relative if self.config.representation == "relative" else encoded.latents
-        logits = self.head(features)
-        loss = self.classification_loss(logits, labels) if labels is not None else None
-        output = RelativeSequenceClassifierOutput(
-            loss=loss,
-            logits=logits,
-            latents=encoded.latents,
-            relative=encoded.relative,
-            hidden_states=encoded.hidden_states,
-            attentions=encoded.attentions,
-        )
-        return output if return_dict is not False else output.to_tuple()
 
-    def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy, MSE or BCE by `config.problem_type` (inferred from the labels as transformers does)."""
-        problem_type = self.config.problem_type
-        if problem_type is None:
-            if self.config.num_labels == 1:
-                problem_type = "regression"
-            elif labels.dtype in (torch.long, torch.int):
-                problem_type = "single_label_classification"
-            else:
-                problem_type = "multi_label_classification"
-        if problem_type == "regression":
-            return nn.functional.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
-        if problem_type == "single_label_classification":
-            return nn.functional.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1))
-        return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
-    def get_input_embeddings(self) -> nn.Module:
-        return self.encoder.get_input_embeddings()
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        self.encoder.set_input_embeddings(value)
+__all__ = ["RelativeModelForSequenceClassification"]
