@@ -114,10 +114,22 @@ def run_reproduce(
     }
     if "robust" in config.methods and "robust+topo" in config.methods:
         results["densification"] = densification_effect(scores)
-    check_output_dir(out, overwrite=overwrite)  # nobody else wrote there meanwhile
-    with atomic_folder(out, marker="reproduce") as tmp:  # old outputs or new ones, never a mix; others kept
-        write_outputs(tmp, results, histograms)
+    save_outputs(out, results, histograms, overwrite=overwrite)
     return results
+
+
+def save_outputs(out: str | os.PathLike, results: dict, histograms: dict, *, overwrite: bool = False) -> None:
+    """Write a run's outputs (`write_outputs`) as one folder swapped in place of `out` once complete.
+
+    A crash at any instant leaves the previous outputs or the new ones; files in `out` that no hf-relrep run wrote
+    are kept (`hf_relrep.files.atomic_folder`).
+
+    Raises:
+        OutputExistsError: see `hf_relrep.files.check_output_dir` (checked again: someone may have written meanwhile).
+    """
+    check_output_dir(out, overwrite=overwrite)
+    with atomic_folder(out, marker="reproduce") as tmp:
+        write_outputs(tmp, results, histograms)
 
 
 def _jsonable(info: dict) -> dict:
@@ -184,4 +196,4 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_arguments", "config_from_args", "default_out_dir", "run_from_args", "run_reproduce"]
+__all__ = ["add_arguments", "config_from_args", "default_out_dir", "run_from_args", "run_reproduce", "save_outputs"]

@@ -5,16 +5,18 @@ prefix it was trained with. `offline_encoder` returns a transformers folder for 
 converted on first use (`hf_relrep.zoo.e5s1`) and kept in the cache, written atomically.
 """
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import os
 import shutil
-import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OfflineEncoderError
+from ..files import clean_leftovers, temporary_sibling
 
 
 CACHE_ENV_VAR = "HF_RELREP_CACHE"
@@ -202,17 +204,19 @@ def atomic_folder(target: Path, build: Callable[[Path], None]) -> Path:
     """Return ``target``, first building it with ``build(tmp)`` in a sibling temporary folder renamed into place.
 
     The rename is atomic on one file system: ``target`` either does not exist or is complete. A failed build removes
-    its temporary folder; when another process finished the same folder first, its copy is kept and ours dropped.
+    its temporary folder, and the temporaries of builds that were killed (a conversion leaves ~450 MB) are removed by
+    the next call (`hf_relrep.files.clean_leftovers`); when another process finished the same folder first, its copy
+    is kept and ours dropped.
     """
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    clean_leftovers(target)
+    _remove_stale_mkdtemp_leftovers(target)
+    tmp = temporary_sibling(target)
+    os.mkdir(tmp)
     try:
         build(tmp)
-        # mkdtemp makes a private (0700) folder; a cache is shared like any other installed file.
-        for path in (tmp, *tmp.rglob("*")):
-            path.chmod(0o755 if path.is_dir() else 0o644)
         try:
             os.rename(tmp, target)
         except OSError:
@@ -222,6 +226,14 @@ def atomic_folder(target: Path, build: Callable[[Path], None]) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _remove_stale_mkdtemp_leftovers(target: Path, max_age_s: float = 3600.0) -> None:
+    """Temporaries named ``.<name>.tmp-<random>`` by hf-relrep 0.1 carry no pid: remove those older than an hour."""
+    for entry in target.parent.glob(f".{target.name}.tmp-*"):
+        with contextlib.suppress(OSError):
+            if time.time() - entry.stat().st_mtime > max_age_s:
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 __all__ = [
