@@ -1,24 +1,25 @@
-"""Forward + backward of 0-dimensional persistence death times on class-pure groups, side by side.
+"""0-dimensional persistence death times of class-pure groups: hf-relrep against the persistence libraries, side by side.
 
-Columns (median milliseconds of forward + backward over ``--repeats`` runs, after ``--warmup`` runs):
+Two tables, forward only and forward + backward (median milliseconds; ratio = peer / hf-relrep, above 1 means
+hf-relrep is faster). Each round calls every method once in turn (interleaved rounds), so load from other processes on
+a shared machine hits all of them alike.
 
-- ``hf-relrep``: :func:`hf_relrep.topology.death_times` (batched Prim in torch, all groups at once);
+- ``hf-relrep``: :func:`hf_relrep.topology.death_times` (batched Borůvka spanning trees, all groups at once);
 - ``gudhi``: a good plain use of gudhi: float64 distances in numpy (scipy ``cdist``), gudhi's Rips persistence one
-  group at a time, then the death edges' endpoints gathered from the torch points, differentiable with plain autograd
-  (``gather``, ``vector_norm``, ``sort``);
-- ``gudhi, our grad``: the same gudhi edges, lengths and gradient by hf-relrep's own fused autograd function: this
-  column differs from ``hf-relrep`` only in how the tree is chosen;
-- ``torch-topological``: ``torch_topological.nn.VietorisRipsComplex(dim=0)`` (giotto-ph on CPU), if installed;
-- ``scipy MST loop``: scipy's ``minimum_spanning_tree`` one group at a time, edges gathered as in ``gudhi``.
+  group at a time (``flag_persistence_generators``), the death edges' lengths gathered from the torch points with plain
+  autograd (``gather``, ``vector_norm``, ``sort``);
+- ``giotto-ph``: ``gph.ripser_parallel(..., return_generators=True)`` per group, lengths gathered the same way;
+- ``torch-topological``: ``torch_topological.nn.VietorisRipsComplex(dim=0)`` on the batch (giotto-ph inside);
+- ``ripser``: ``ripser.ripser(distance_matrix=True, maxdim=0)`` per group: forward only (no death edges, so no
+  gradient).
 
-Every column returns the same death times and gradients (checked before timing). Ratios are (other column) / (hf-relrep): above 1
-means hf-relrep is faster.
+Every method returns the same death times (checked before timing, 1e-5), and the differentiable ones the same gradient.
+A peer that is not installed is skipped with a note. The peers come with the ``bench`` extra::
 
-Run::
-
+    pip install -e ".[bench]"     # ripser, giotto-ph, torch-topological (which keeps the installed torch)
     python benchmarks/bench_death_times.py --threads 2
 
-pytorch-topological is not a dependency of hf-relrep; install it in a separate environment to fill its column.
+``--device cuda`` times hf-relrep on the GPU (synchronized) against the CPU peers.
 """
 
 import argparse
@@ -29,13 +30,13 @@ from collections.abc import Callable
 import gudhi
 import numpy as np
 import torch
-from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import cdist
 
-from hf_relrep.topology import _sorted_edge_lengths, death_times
+from hf_relrep.topology import death_times
 
 
-SHAPES = ((5, 16, 768), (8, 64, 128))
+SHAPES = ((5, 16, 768), (8, 64, 128), (2, 256, 64))
+Method = Callable[[torch.Tensor], torch.Tensor]
 
 
 def gathered_lengths(points: torch.Tensor, edges: np.ndarray) -> torch.Tensor:
@@ -45,34 +46,36 @@ def gathered_lengths(points: torch.Tensor, edges: np.ndarray) -> torch.Tensor:
     return torch.linalg.vector_norm(x_u - x_v, dim=-1).sort(-1).values
 
 
-def fused_lengths(points: torch.Tensor, edges: np.ndarray) -> torch.Tensor:
-    """The same with hf-relrep's (private) fused autograd function."""
-    index = torch.as_tensor(edges, dtype=torch.long)
-    return _sorted_edge_lengths(points, index[..., 0], index[..., 1])
+def distances(points: torch.Tensor) -> np.ndarray:
+    return np.stack([cdist(group, group) for group in points.detach().double().numpy()])
 
 
-def gudhi_edges(points: torch.Tensor) -> np.ndarray:
+def gudhi_method(points: torch.Tensor) -> torch.Tensor:
     edges = []
-    for group in points.detach().double().numpy():
-        tree = gudhi.RipsComplex(distance_matrix=cdist(group, group)).create_simplex_tree(max_dimension=1)
+    for matrix in distances(points):
+        tree = gudhi.RipsComplex(distance_matrix=matrix).create_simplex_tree(max_dimension=1)
         tree.compute_persistence(min_persistence=-1.0)
         edges.append(tree.flag_persistence_generators()[0][:, 1:3])  # rows: birth vertex, death edge (u, v)
-    return np.stack(edges)
+    return gathered_lengths(points, np.stack(edges))
 
 
-def scipy_edges(points: torch.Tensor) -> np.ndarray:
-    edges = []
-    for group in points.detach().double().numpy():
-        tree = minimum_spanning_tree(cdist(group, group)).tocoo()  # zero distances would be read as missing edges
-        edges.append(np.stack([tree.row, tree.col], 1))
-    return np.stack(edges)
+def make_giotto() -> Method | None:
+    try:
+        from gph import ripser_parallel
+    except ImportError:
+        return None
+
+    def giotto(points: torch.Tensor) -> torch.Tensor:
+        edges = []
+        for matrix in distances(points):
+            result = ripser_parallel(matrix, maxdim=0, metric="precomputed", return_generators=True, n_threads=1)
+            edges.append(result["gens"][0][:, 1:3])  # finite 0-dim pairs: birth vertex, death edge (u, v)
+        return gathered_lengths(points, np.stack(edges))
+
+    return giotto
 
 
-def ours(points: torch.Tensor) -> torch.Tensor:
-    return death_times(points)
-
-
-def make_torch_topological() -> Callable[[torch.Tensor], torch.Tensor] | None:
+def make_torch_topological() -> Method | None:
     try:
         from torch_topological.nn import VietorisRipsComplex
     except ImportError:
@@ -83,79 +86,120 @@ def make_torch_topological() -> Callable[[torch.Tensor], torch.Tensor] | None:
         deaths = []
         for info in layer(points):  # one list of persistence informations per group
             diagram = info[0].diagram
-            finite = diagram[:, 1].isfinite()
-            deaths.append(diagram[finite, 1].sort().values)
+            deaths.append(diagram[diagram[:, 1].isfinite(), 1].sort().values)
         return torch.stack(deaths)
 
     return torch_topological
 
 
-def forward_backward_seconds(fn: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor) -> float:
-    x = points.detach().requires_grad_(True)
+def make_ripser() -> Method | None:
+    try:
+        from ripser import ripser
+    except ImportError:
+        return None
+
+    def ripser_method(points: torch.Tensor) -> torch.Tensor:
+        deaths = []
+        for matrix in distances(points):
+            diagram = ripser(matrix, distance_matrix=True, maxdim=0)["dgms"][0]
+            deaths.append(np.sort(diagram[np.isfinite(diagram[:, 1]), 1]))
+        return torch.as_tensor(np.stack(deaths), dtype=points.dtype)
+
+    return ripser_method
+
+
+def seconds(fn: Method, points: torch.Tensor, backward: bool) -> float:
+    x = points.detach().requires_grad_(backward)
+    synchronize = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     start = time.perf_counter()
-    fn(x).sum().backward()
+    deaths = fn(x)
+    if backward:
+        deaths.sum().backward()
+    synchronize()
     return time.perf_counter() - start
 
 
 def median_ms(
-    methods: dict[str, Callable[[torch.Tensor], torch.Tensor]], points: torch.Tensor, warmup: int, repeats: int
+    methods: dict[str, Method], points: dict[str, torch.Tensor], backward: bool, warmup: int, repeats: int
 ) -> dict[str, float]:
-    """Median milliseconds per method; the methods take turns in each round, so load from other processes on a
-    shared machine hits all of them alike instead of whichever happened to run at the time."""
+    """Median milliseconds per method over ``repeats`` interleaved rounds (after ``warmup`` rounds)."""
     times: dict[str, list[float]] = {name: [] for name in methods}
     for round_ in range(warmup + repeats):
         for name, fn in methods.items():
-            elapsed = forward_backward_seconds(fn, points)
+            elapsed = seconds(fn, points[name], backward)
             if round_ >= warmup:
                 times[name].append(elapsed)
     return {name: statistics.median(values) * 1e3 for name, values in times.items()}
 
 
+def check_agreement(methods: dict[str, Method], differentiable: set[str], points: dict[str, torch.Tensor]) -> None:
+    """Same death times for all, same gradient of a generic weighted sum for the differentiable ones."""
+    reference = None
+    for name, fn in methods.items():
+        x = points[name].detach().requires_grad_(name in differentiable)
+        deaths = fn(x)
+        weights = torch.linspace(-1, 1, deaths.shape[-1], device=deaths.device)
+        grad = torch.autograd.grad((deaths * weights).sum(), x)[0].cpu() if name in differentiable else None
+        if reference is None:
+            reference = (deaths.detach().cpu(), grad)
+            continue
+        torch.testing.assert_close(deaths.detach().cpu(), reference[0], rtol=1e-5, atol=1e-5, msg=f"{name} differs")
+        if grad is not None:
+            torch.testing.assert_close(grad, reference[1], rtol=1e-4, atol=1e-5, msg=f"{name}'s gradient differs")
+
+
+def cell(ms: dict[str, float], name: str, width: int) -> str:
+    if name not in ms:
+        return "-".rjust(width)
+    if name == "hf-relrep":
+        return f"{ms[name]:.3f}".rjust(width)
+    return f"{ms[name]:.3f} ({ms[name] / ms['hf-relrep']:.1f}x)".rjust(width)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="where hf-relrep runs (the peers run on CPU)")
+    parser.add_argument("--shapes", default=",".join("x".join(map(str, s)) for s in SHAPES), help="GxNxD,...")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(args.seed)
 
-    methods: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
-        "hf-relrep": ours,
-        "gudhi": lambda points: gathered_lengths(points, gudhi_edges(points)),
-        "gudhi, our grad": lambda points: fused_lengths(points, gudhi_edges(points)),
+    candidates: dict[str, Method | None] = {
+        "hf-relrep": death_times,
+        "gudhi": gudhi_method,
+        "giotto-ph": make_giotto(),
         "torch-topological": make_torch_topological(),
-        "scipy MST loop": lambda points: gathered_lengths(points, scipy_edges(points)),
+        "ripser": make_ripser(),
     }
-    print(f"torch {torch.__version__}, gudhi {gudhi.__version__}, {args.threads} thread(s), float32 points")
+    differentiable = {"hf-relrep", "gudhi", "giotto-ph", "torch-topological"}
+    methods = {name: fn for name, fn in candidates.items() if fn is not None}
+    missing = [name for name, fn in candidates.items() if fn is None]
     print(
-        f"forward + backward, median of {args.repeats} after {args.warmup} warmups (ms; ratio = other / hf-relrep)\n"
+        f"torch {torch.__version__}, gudhi {gudhi.__version__}, {args.threads} thread(s), float32 points, "
+        f"hf-relrep on {args.device}; median of {args.repeats} interleaved rounds after {args.warmup} (ms; ratio = "
+        "peer / hf-relrep)"
     )
-    header = f"{'b x n x d':<14}" + "".join(f"{name:>20}" for name in methods)
-    print(header)
-    print("-" * len(header))
-    for b, n, d in SHAPES:
-        points = torch.randn(b, n, d, generator=generator)
-        available = {name: fn for name, fn in methods.items() if fn is not None}
-        reference = None
-        for name, fn in available.items():  # same death times and same gradients of a generic weighted sum
-            x = points.detach().requires_grad_(True)
-            deaths = fn(x)
-            (grad,) = torch.autograd.grad((deaths * torch.linspace(-1, 1, n - 1)).sum(), x)
-            reference = reference or (deaths.detach(), grad)
-            torch.testing.assert_close(deaths.detach(), reference[0], rtol=1e-5, atol=1e-5, msg=f"{name} disagrees")
-            torch.testing.assert_close(grad, reference[1], rtol=1e-4, atol=1e-5, msg=f"{name}'s gradient disagrees")
-        ms = median_ms(available, points, args.warmup, args.repeats)
-        cells = []
-        for name in methods:
-            if name not in ms:
-                cells.append(f"{'not installed':>20}")
-            elif name == "hf-relrep":
-                cells.append(f"{ms[name]:>20.3f}")
-            else:
-                cells.append(f"{ms[name]:>11.3f} ({ms[name] / ms['hf-relrep']:4.1f}x)".rjust(20))
-        print(f"{f'{b} x {n} x {d}':<14}" + "".join(cells))
+    if missing:
+        print(f"not installed (skipped): {', '.join(missing)}; pip install -e '.[bench]'")
+    width = 22
+    for backward in (False, True):
+        names = [name for name in methods if not backward or name in differentiable]
+        title = "forward + backward" if backward else "forward only"
+        header = f"{title:<20}" + "".join(name.rjust(width) for name in names)
+        print(f"\n{header}\n{'-' * len(header)}")
+        for shape in args.shapes.split(","):
+            b, n, d = (int(v) for v in shape.split("x"))
+            points = torch.randn(b, n, d, generator=generator)
+            on = {name: points.to(args.device) if name == "hf-relrep" else points for name in names}
+            chosen = {name: methods[name] for name in names}
+            if not backward:
+                check_agreement(chosen, differentiable, on)
+            ms = median_ms(chosen, on, backward, args.warmup, args.repeats)
+            print(f"{f'{b} x {n} x {d}':<20}" + "".join(cell(ms, name, width) for name in names))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,13 @@ the death times :math:`\dagger(D)` are the :math:`n - 1` edge lengths of a Eucli
 :math:`D` (Hofer, Graf, Rieck, Niethammer, Kwitt, "Topologically Densified Distributions", ICML 2020). The multiset of
 MST edge lengths is unique even when the tree is not.
 
-Gradients: the tree is chosen on detached distances; the death times are then the differentiable lengths
-:math:`\lVert x_u - x_v \rVert_2` of the chosen edges :math:`(u, v)`, so
+Gradients: the tree is chosen on detached distances (:mod:`hf_relrep.spanning_tree`: batched Borůvka rounds, exact,
+about :math:`\log_2 n` sequential rounds for all groups and spaces together); the death times are then the
+differentiable lengths :math:`\lVert x_u - x_v \rVert_2` of the chosen edges :math:`(u, v)`, so
 :math:`\partial w / \partial x_u = (x_u - x_v) / w` and the gradient is 0 for a zero-length edge (duplicate points).
+
+Nothing here waits for an accelerator: on CUDA, the finiteness checks are deferred (:mod:`hf_relrep.checks`) and, with
+``samples_per_class``, the class groups are built on the device with static shapes.
 
 Example:
     >>> import torch
@@ -20,19 +24,24 @@ Example:
     tensor(1.)
 """
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal, overload
 
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
+from .checks import ensure
 from .errors import ConfigurationError, NonFiniteError, TopologyError
+from .spanning_tree import MAX_POINTS, edge_lengths, minimum_spanning_edges
 
 
 BACKENDS = ("torch", "gudhi")
 
 
-def death_times(points: torch.Tensor, *, backend: str = "torch") -> torch.Tensor:
+def death_times(
+    points: torch.Tensor | Sequence[torch.Tensor], *, backend: str = "torch"
+) -> torch.Tensor | list[torch.Tensor]:
     r"""0-dimensional Vietoris–Rips persistence death times of one or several point clouds, differentiable.
 
     .. math::
@@ -44,20 +53,23 @@ def death_times(points: torch.Tensor, *, backend: str = "torch") -> torch.Tensor
     zero-length edges between duplicate points.
 
     Args:
-        points: ``[n, d]`` one point cloud, or ``[groups, n, d]`` several clouds of the same size, computed together.
-            Half-precision inputs are computed (and returned) in float32.
-        backend: ``"torch"`` (default): Prim's algorithm run on all groups at once with batched tensor ops (one
-            distance computation, ``n - 1`` steps of four kernels each, then the chosen edges' lengths), on whatever
-            device ``points`` is on. ``"gudhi"``: the death edges of gudhi's Rips persistence pairs
-            (``flag_persistence_generators``), computed on CPU in float64 one group at a time: a reference, with the
-            same values and gradients.
+        points: ``[n, d]`` one point cloud, or ``[groups, n, d]`` several clouds of the same size; or a list of such
+            tensors (e.g. the latents and the relative vectors of one batch, any ``d`` each), computed together: one
+            spanning-tree computation for all tensors with the same ``n``. Half-precision inputs are computed (and
+            returned) in float32.
+        backend: ``"torch"`` (default): exact batched Borůvka rounds on all clouds at once (see
+            :mod:`hf_relrep.spanning_tree`), on whatever device ``points`` is on, without host synchronisation.
+            ``"gudhi"``: the death edges of gudhi's Rips persistence pairs (``flag_persistence_generators``), computed
+            on CPU in float64 one cloud at a time: a reference, with the same values and gradients.
 
     Returns:
-        ``[n - 1]`` or ``[groups, n - 1]`` death times, sorted ascending within each group.
+        ``[n - 1]`` or ``[groups, n - 1]`` death times, sorted ascending within each cloud; a list of those for a list.
 
     Raises:
-        TopologyError: ``points`` is not a floating tensor of shape ``[n, d]`` or ``[groups, n, d]`` with ``n >= 2``.
-        NonFiniteError: ``points`` contains NaN or infinite values.
+        TopologyError: a tensor is not floating point of shape ``[n, d]`` or ``[groups, n, d]`` with
+            ``2 <= n <= 2048`` (the gudhi backend has no upper bound).
+        NonFiniteError: ``points`` contains NaN or infinite values (on CUDA: raised by a later call, see
+            :mod:`hf_relrep.checks`).
         ConfigurationError: unknown ``backend``.
 
     Note:
@@ -65,19 +77,22 @@ def death_times(points: torch.Tensor, *, backend: str = "torch") -> torch.Tensor
     """
     if backend not in BACKENDS:
         raise ConfigurationError(f"Unknown persistence backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
-    _check_points(points)
-    batched = points.ndim == 3
-    x = points if batched else points.unsqueeze(0)
-    if x.dtype in (torch.float16, torch.bfloat16):
-        x = x.float()
-    u, v = _mst_edges_torch(x) if backend == "torch" else _mst_edges_gudhi(x)
-    deaths = _sorted_edge_lengths(x, u, v)
-    return deaths if batched else deaths.squeeze(0)
+    several = isinstance(points, (list, tuple))
+    tensors = list(points) if several else [points]
+    if not tensors:
+        raise TopologyError("death_times got an empty list of point tensors; pass at least one [n, d] tensor.")
+    clouds = []
+    for tensor in tensors:
+        _check_points(tensor, backend)
+        x = tensor if tensor.ndim == 3 else tensor.unsqueeze(0)
+        clouds.append(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x)
+    deaths = _death_times(clouds, backend=backend)
+    deaths = [d if t.ndim == 3 else d.squeeze(0) for d, t in zip(deaths, tensors, strict=True)]
+    return deaths if several else deaths[0]
 
 
-def _check_points(points: torch.Tensor) -> None:
-    """Shape and dtype checks; finiteness is checked by the backends on values they compute anyway (a full
-    ``isfinite(points).all()`` pass costs several kernels, more than the whole Prim step for small groups)."""
+def _check_points(points: torch.Tensor, backend: str) -> None:
+    """Shape and dtype checks; finiteness is checked on the squared norms the spanning tree computes anyway."""
     if not isinstance(points, torch.Tensor) or not points.is_floating_point():
         raise TopologyError(
             f"death_times needs a floating-point torch.Tensor of points, got {type(points).__name__}"
@@ -94,69 +109,35 @@ def _check_points(points: torch.Tensor) -> None:
             f"death_times needs at least 2 points per cloud (a single point has no finite death time), got "
             f"shape {tuple(points.shape)}; put n >= 2 samples of a class in each group."
         )
+    if backend == "torch" and points.shape[-2] > MAX_POINTS:
+        raise TopologyError(
+            f"death_times computes clouds of at most {MAX_POINTS} points, got {points.shape[-2]}; split the cloud "
+            "into groups (samples_per_class) or use backend='gudhi'."
+        )
 
 
-# Prim's stamps: the column of the vertex joining at step k is set to _STAMP + k * _STAMP_STEP in every row. Both are
-# powers of two, so the stamps are exact in float32 (for n <= 2**20) and float64, and larger than every squared distance
-# once the points are scaled to squared norms <= 1 (only done when they exceed _SQ_NORM_LIMIT).
-_STAMP = 2.0**100
-_STAMP_STEP = 2.0**80
-_SQ_NORM_LIMIT = 2.0**96
-
-
-@torch.no_grad()
-def _mst_edges_torch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Edges ``(u[g, k], v[g, k])`` of a minimum spanning tree of each group of ``x [G, n, d]``, by batched Prim.
-
-    Prim runs on squared distances (same tree, no sqrt) from one batched Gram product of the centered groups, for all
-    groups at once. At this
-    scale the cost is the number of tensor ops per step, not their size, so a step is four kernels writing into
-    preallocated buffers: ``work[g, :n]`` holds the squared distances and ``work[g, n]`` the squared distance from the
-    tree to each vertex (``best``). The vertex joining at step ``k`` gets its column set, in every row at once, to a
-    stamp ``_STAMP + k * _STAMP_STEP`` larger than any distance: it is never chosen again nor lowered again, and the
-    stamps left in ``best`` record the joining order. Vertex 0 is the root. Afterwards each vertex ``v`` gets the edge
-    to its nearest vertex among those that joined before it, the edge Prim used to add it: ``v = 1..n-1`` and
-    ``u = parent[v]``.
-    """
-    groups, n, _ = x.shape
-    # Centered: the Gram form loses about eps * |x|^2 to cancellation, so it must not depend on the offset of the group.
-    x = x.detach()
-    x = x - x.mean(1, keepdim=True)
-    gram = torch.bmm(x, x.transpose(1, 2))
-    sq_norms = gram.diagonal(dim1=1, dim2=2)
-    largest = sq_norms.amax()  # NaN if any point has a NaN
-    if not largest <= _SQ_NORM_LIMIT:
-        if not torch.isfinite(largest):  # NaN or inf anywhere in x reaches the squared norms
-            _raise_non_finite()
-        x = x / largest.sqrt()  # same tree; keeps the squared distances below the stamps
-        gram = torch.bmm(x, x.transpose(1, 2))
-        sq_norms = gram.diagonal(dim1=1, dim2=2)
-    sq = torch.add(sq_norms.unsqueeze(2) + sq_norms.unsqueeze(1), gram, alpha=-2.0)
-    work = torch.empty(groups, n + 1, n, dtype=sq.dtype, device=x.device)
-    work[:, :n] = sq
-    best = work[:, n]
-    best.copy_(sq[:, 0])
-    work[:, :, 0] = _STAMP  # the root joins at step 0
-    joined = torch.empty(groups, 1, dtype=torch.long, device=x.device)
-    column = joined.unsqueeze(2).expand(groups, n + 1, 1)  # views of `joined`: they follow its in-place updates
-    row_index = joined.unsqueeze(2).expand(groups, 1, n)
-    row = torch.empty(groups, 1, n, dtype=sq.dtype, device=x.device)
-    row_flat = row.view(groups, n)
-    for step in range(1, n):
-        torch.argmin(best, 1, keepdim=True, out=joined)
-        work.scatter_(2, column, _STAMP + step * _STAMP_STEP)
-        torch.gather(work, 1, row_index, out=row)
-        torch.minimum(best, row_flat, out=best)
-    later = best.unsqueeze(2) >= best.unsqueeze(1)  # later[g, i, v]: i did not join before v
-    parent = sq.masked_fill_(later, float("inf")).argmin(1)
-    return parent[:, 1:], torch.arange(1, n, device=x.device).expand(groups, -1)
-
-
-def _raise_non_finite() -> None:
-    raise NonFiniteError(
+def _non_finite() -> NonFiniteError:
+    return NonFiniteError(
         "death_times got NaN or infinite points (or points so large that squared distances overflow); check the "
         "latents (e.g. a diverged model)."
     )
+
+
+def _death_times(clouds: list[torch.Tensor], *, backend: str) -> list[torch.Tensor]:
+    """Sorted differentiable death times of each ``[G_s, n_s, d_s]`` tensor; one tree computation per (n, device)."""
+    if backend == "gudhi":
+        edges = [_mst_edges_gudhi(x) for x in clouds]
+    else:
+        edges: list = [None] * len(clouds)
+        buckets: dict[tuple[int, torch.device], list[int]] = {}
+        for s, x in enumerate(clouds):
+            buckets.setdefault((x.shape[1], x.device), []).append(s)
+        for members in buckets.values():
+            found, sq_norms = minimum_spanning_edges([clouds[s] for s in members])
+            for s, uv, norms in zip(members, found, sq_norms, strict=True):
+                edges[s] = uv
+                ensure(norms.amax() <= torch.finfo(norms.dtype).max / 4, _non_finite)  # False for NaN too
+    return edge_lengths(clouds, edges)
 
 
 def _mst_edges_gudhi(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,7 +148,7 @@ def _mst_edges_gudhi(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     x64 = x.detach().to("cpu", torch.float64)
     distances = torch.cdist(x64, x64, compute_mode="donot_use_mm_for_euclid_dist").numpy()
     if not np.isfinite(distances).all():
-        _raise_non_finite()
+        raise _non_finite()
     edges = []
     for g in range(groups):
         tree = gudhi.RipsComplex(distance_matrix=distances[g]).create_simplex_tree(max_dimension=1)
@@ -180,78 +161,187 @@ def _mst_edges_gudhi(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return uv[..., 0], uv[..., 1]
 
 
-# Up to this many points per group, the edge differences come from one dense product with the incidence matrix (fewer
-# kernels, forward and backward); above it, that product's O(n^2 d) work loses to index_select (measured on CPU).
-_INCIDENCE_MAX_POINTS = 32
+@dataclass(frozen=True)
+class ClassGroups:
+    """Class-pure groups of a batch, all of one size, as tensors.
 
-
-class _SortedEdgeLengths(torch.autograd.Function):
-    """Sorted lengths ``w = ||x[g, v] - x[g, u]||`` of the edges ``u, v [G, k]`` of ``x [G, n, d]``, differentiable.
-
-    Computed from the points, not from a ``|x|^2 + |y|^2 - 2xy`` matrix: exact for close points. The backward is the
-    chain rule written out, ``dw/dx_v = (x_v - x_u) / w = -dw/dx_u`` and 0 where ``w = 0`` (duplicate points), in a
-    few kernels: for small groups the per-edge factor ``grad / w`` scales the small incidence matrix rather than the
-    ``[G, k, d]`` differences, and one batched product returns the gradient. First-order gradients only.
+    Attributes:
+        index: ``[G, n]`` batch positions of the members of each group, in batch order.
+        classes: ``[G]`` class of each group (``-1`` on padding rows).
+        valid: ``[G]`` which rows are groups, or ``None`` when all are (groups built on the host). Groups built on
+            the device have a static ``G = batch // n`` rows, the real groups first, then padding.
     """
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        groups, n, d = x.shape
-        if n <= _INCIDENCE_MAX_POINTS:
-            incidence = x.new_zeros(groups, u.shape[1], n)  # signed edge-vertex incidence: +1 at v, -1 at u
-            incidence.scatter_(2, v.unsqueeze(-1), 1.0).scatter_(2, u.unsqueeze(-1), -1.0)
-            difference = torch.bmm(incidence, x)
-            flat_u = flat_v = None
-        else:
-            incidence = None
-            offset = (torch.arange(groups, device=x.device) * n).unsqueeze(1)
-            flat_u, flat_v = (u + offset).view(-1), (v + offset).view(-1)
-            flat = x.reshape(groups * n, d)
-            difference = (flat.index_select(0, flat_v) - flat.index_select(0, flat_u)).view(groups, -1, d)
-        lengths = torch.linalg.vector_norm(difference, dim=-1)
-        values, order = lengths.sort(dim=-1)
-        ctx.save_for_backward(difference, lengths, order, incidence, flat_u, flat_v)
-        ctx.points_shape = x.shape
-        return values
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_values: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
-        if not ctx.needs_input_grad[0]:
-            return None, None, None
-        difference, lengths, order, incidence, flat_u, flat_v = ctx.saved_tensors
-        grad_lengths = torch.empty_like(grad_values).scatter_(1, order, grad_values)
-        scale = torch.where(lengths > 0, grad_lengths / lengths, 0.0)  # grad / w, and 0 at w = 0
-        if incidence is not None:
-            return torch.bmm((incidence * scale.unsqueeze(-1)).transpose(1, 2), difference), None, None
-        groups, n, d = ctx.points_shape
-        grad_difference = (difference * scale.unsqueeze(-1)).view(-1, d)
-        grad_x = difference.new_zeros(groups * n, d)
-        grad_x.index_add_(0, flat_v, grad_difference).index_add_(0, flat_u, grad_difference, alpha=-1.0)
-        return grad_x.view(groups, n, d), None, None
+    index: torch.Tensor
+    classes: torch.Tensor
+    valid: torch.Tensor | None = None
 
 
-def _sorted_edge_lengths(x: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``[G, k]`` sorted differentiable lengths of the edges ``u, v [G, k]`` of ``x [G, n, d]`` (see the class)."""
-    return _SortedEdgeLengths.apply(x, u, v)
+def class_groups(
+    labels: torch.Tensor, samples_per_class: int | None = None, *, on_device: bool | None = None
+) -> list[ClassGroups]:
+    """Class-pure groups of a batch: classes in order of first appearance, each class's groups in batch order.
 
+    Args:
+        labels: ``[batch]`` integer class of each sample.
+        samples_per_class: ``None``: one group per class with all its samples; an integer ``n >= 2``: each class
+            cut, in batch order, into consecutive groups of exactly ``n`` (leftovers dropped). Groups of one sample
+            are never formed.
+        on_device: build the groups with tensor ops where ``labels`` lives, with static shapes and no host
+            synchronisation (needs ``samples_per_class``); the default on accelerators. ``False`` reads the labels on
+            the host, the default on CPU, where it is cheaper.
 
-def _class_groups(labels: torch.Tensor, samples_per_class: int | None) -> dict[int, list[list[int]]]:
-    """Class-pure groups of batch indices, in batch order: ``{class: [[i, j, ...], ...]}``; groups of < 2 are left out."""
+    Returns:
+        One :class:`ClassGroups` per group size (one at most with ``samples_per_class``); empty when no class has a
+        group (with ``on_device``, a :class:`ClassGroups` whose ``valid`` is all false).
+    """
+    if on_device is None:
+        on_device = labels.device.type != "cpu" and samples_per_class is not None
+    if on_device:
+        if samples_per_class is None:
+            raise ConfigurationError("Class groups built on the device need samples_per_class (a static group size).")
+        return [_device_groups(labels, samples_per_class)]
     order: dict[int, list[int]] = {}
     for index, label in enumerate(labels.tolist()):
         order.setdefault(int(label), []).append(index)
-    groups: dict[int, list[list[int]]] = {}
+    by_size: dict[int, tuple[list[int], list[list[int]]]] = {}
     for label, indices in order.items():
-        if samples_per_class is None:
-            chunks = [indices]
-        else:
-            full = len(indices) - len(indices) % samples_per_class
-            chunks = [indices[start : start + samples_per_class] for start in range(0, full, samples_per_class)]
-        chunks = [chunk for chunk in chunks if len(chunk) >= 2]
-        if chunks:
-            groups[label] = chunks
-    return groups
+        n = samples_per_class or len(indices)
+        for start in range(0, len(indices) - n + 1 if n >= 2 else 0, n):
+            classes, rows = by_size.setdefault(n, ([], []))
+            classes.append(label)
+            rows.append(indices[start : start + n])
+    return [
+        ClassGroups(torch.tensor(rows, device=labels.device), torch.tensor(classes, device=labels.device))
+        for classes, rows in by_size.values()
+    ]
+
+
+def _device_groups(labels: torch.Tensor, n: int) -> ClassGroups:
+    """The groups of :func:`class_groups` by tensor ops: ``batch // n`` rows, real groups first (same order)."""
+    batch, device = labels.shape[0], labels.device
+    rows = batch // n
+    arange = torch.arange(batch, device=device)
+    sorted_labels, perm = labels.sort(stable=True)  # each class contiguous, in batch order
+    is_start = torch.ones(batch, dtype=torch.bool, device=device)
+    is_start[1:] = sorted_labels[1:] != sorted_labels[:-1]
+    start = torch.where(is_start, arange, 0).cummax(0).values
+    rank = arange - start  # position within the class
+    full = (torch.searchsorted(sorted_labels, sorted_labels, right=True) - start).div(n, rounding_mode="floor")
+    first = perm.gather(0, start)  # the class's first batch position
+    at_first = torch.zeros(batch, dtype=torch.long, device=device).scatter_(0, first, full)  # groups per class
+    before = (at_first.cumsum(0) - at_first).gather(0, first)  # groups of the classes that appear earlier
+    local = rank.div(n, rounding_mode="floor")
+    slot = torch.where(local < full, before + local, rows) * n + rank.remainder(n)  # leftovers: a junk row
+    table = torch.zeros((rows + 1) * n, dtype=torch.long, device=device).scatter_(0, slot, perm)
+    index = table.view(rows + 1, n)[:rows]
+    valid = arange[:rows] < at_first.sum()
+    return ClassGroups(index, torch.where(valid, labels.gather(0, index[:, 0]), -1), valid)
+
+
+@dataclass(frozen=True)
+class Densification:
+    """The densification loss of one space and what a trainer logs about it, all tensors (no host synchronisation).
+
+    Attributes:
+        loss: the scalar :math:`R = \\sum_{\\text{groups}} \\sum_{w} |w - \\beta|`, with gradient.
+        num_groups: 0-dim float tensor, how many groups :math:`R` sums over (divide for the mean per group).
+        death_times: ``[G, k]`` detached death times of each group, sorted; ``NaN`` pads rows that are not groups and
+            the ends of groups smaller than ``k + 1``.
+        classes: ``[G]`` class of each row (``-1`` on padding).
+    """
+
+    loss: torch.Tensor
+    num_groups: torch.Tensor
+    death_times: torch.Tensor
+    classes: torch.Tensor
+
+    def median_death_time(self) -> torch.Tensor:
+        """Median of the death times over all groups (0-dim; NaN if there is no group)."""
+        return self.death_times.nanmedian()
+
+    def by_class(self) -> dict[int, torch.Tensor]:
+        """``{class: 1-D death times of its groups, in group order}``, sorted by class (reads the classes on the host)."""
+        parts: dict[int, list[torch.Tensor]] = {}
+        for label, row in zip(self.classes.tolist(), self.death_times, strict=True):
+            if label >= 0:
+                parts.setdefault(int(label), []).append(row[~row.isnan()])
+        return {label: torch.cat(parts[label]) for label in sorted(parts)}
+
+
+def densification(
+    spaces: Sequence[torch.Tensor],
+    labels: torch.Tensor,
+    *,
+    betas: Sequence[float],
+    samples_per_class: int | None = None,
+) -> list[Densification]:
+    """:func:`densification_loss` of several spaces of one batch (e.g. latents and relative vectors) in one call.
+
+    The class groups are built once; the spanning trees of all spaces are found in one computation (the same group
+    size ``n`` in every space; any dimension). With ``samples_per_class`` on an accelerator nothing waits for the
+    device: the groups are built there, and the checks (non-finite latents, no class with a full group) are raised
+    by a later call (see :mod:`hf_relrep.checks`).
+
+    Args:
+        spaces: ``[batch, d_s]`` tensors, one per space, with gradient.
+        labels: ``[batch]`` integer class of each sample.
+        betas: target death time per space.
+        samples_per_class: see :func:`densification_loss`.
+
+    Returns:
+        One :class:`Densification` per space.
+
+    Raises:
+        The errors of :func:`densification_loss`.
+    """
+    spaces = list(spaces)
+    betas = [_check_beta(beta) for beta in betas]
+    if len(betas) != len(spaces) or not spaces:
+        raise ConfigurationError(f"densification needs one beta per space, got {len(betas)} for {len(spaces)}.")
+    for latents in spaces:
+        _check_latents_and_labels(latents, labels, samples_per_class)
+    groups = class_groups(labels, samples_per_class)
+    need = 2 if samples_per_class is None else samples_per_class
+    no_group = lambda: TopologyError(  # noqa: E731
+        f"densification_loss needs at least one class with {need} samples in the batch, got class counts "
+        f"{_counts(labels)}; build class-pure batches of b classes x n samples each (e.g. TopoTrainer's "
+        "class-balanced sampler)."
+    )
+    if not groups or groups[0].index.shape[0] == 0:
+        raise no_group()
+    if groups[0].valid is not None:
+        ensure(groups[0].valid.any(), no_group)
+    clouds = [space[group.index] for group in groups for space in spaces]
+    clouds = [x.float() if x.dtype in (torch.float16, torch.bfloat16) else x for x in clouds]
+    deaths = _death_times(clouds, backend="torch")
+    results = []
+    for s, beta in enumerate(betas):
+        per_size = deaths[s :: len(spaces)]
+        masks = [group.valid for group in groups]
+        loss = sum(
+            ((d - beta).abs().sum() if valid is None else torch.where(valid.unsqueeze(1), (d - beta).abs(), 0.0).sum())
+            for d, valid in zip(per_size, masks, strict=True)
+        )
+        width = max(d.shape[1] for d in per_size)
+        padded = []
+        for d, valid in zip(per_size, masks, strict=True):
+            d = d.detach()
+            if valid is not None:
+                d = torch.where(valid.unsqueeze(1), d, float("nan"))
+            padded.append(torch.nn.functional.pad(d, (0, width - d.shape[1]), value=float("nan")))
+        count = sum(g.index.shape[0] if g.valid is None else g.valid.sum() for g in groups)
+        num_groups = torch.as_tensor(count, dtype=per_size[0].dtype, device=per_size[0].device)
+        classes = torch.cat([g.classes for g in groups])
+        results.append(Densification(loss, num_groups, torch.cat(padded), classes))
+    return results
+
+
+def _check_beta(beta: float) -> float:
+    beta = float(beta)
+    if not beta >= 0.0 or beta == float("inf"):
+        raise ConfigurationError(f"beta must be a finite number >= 0 (a target MST edge length), got {beta!r}.")
+    return beta
 
 
 def _check_latents_and_labels(latents: torch.Tensor, labels: torch.Tensor, samples_per_class: int | None) -> None:
@@ -275,34 +365,9 @@ def _check_latents_and_labels(latents: torch.Tensor, labels: torch.Tensor, sampl
         )
 
 
-def _grouped_death_times(
-    latents: torch.Tensor, groups: dict[int, list[list[int]]]
-) -> list[tuple[list[int], torch.Tensor]]:
-    """Death times of every group, groups of equal size computed in one batched call.
-
-    Returns:
-        One ``(classes, deaths)`` pair per group size: ``deaths [k, size - 1]`` for the ``k`` groups of that size, whose
-        classes are ``classes[0..k-1]``.
-    """
-    by_size: dict[int, tuple[list[int], list[list[int]]]] = {}
-    for label, chunks in groups.items():
-        for chunk in chunks:
-            classes, indices = by_size.setdefault(len(chunk), ([], []))
-            classes.append(label)
-            indices.append(chunk)
-    out = []
-    for classes, indices in by_size.values():
-        index = torch.tensor(indices, dtype=torch.long, device=latents.device)
-        out.append((classes, death_times(latents[index])))
-    return out
-
-
-def _by_class(grouped: list[tuple[list[int], torch.Tensor]]) -> dict[int, torch.Tensor]:
-    parts: dict[int, list[torch.Tensor]] = {}
-    for classes, deaths in grouped:
-        for label, row in zip(classes, deaths.detach(), strict=True):
-            parts.setdefault(label, []).append(row)
-    return {label: torch.cat(parts[label]) for label in sorted(parts)}
+def _counts(labels: torch.Tensor) -> dict[int, int]:
+    values, counts = torch.unique(labels.detach().cpu(), return_counts=True)
+    return dict(zip(values.tolist(), counts.tolist(), strict=True))
 
 
 @overload
@@ -348,7 +413,8 @@ def densification_loss(
     classes instead of densifying them.
 
     Groups with fewer than 2 samples contribute nothing (they have no finite death time). Groups of equal size are
-    computed in one batched call, so a class-balanced batch (every class with the same count) costs one call.
+    computed in one batched call, so a class-balanced batch (every class with the same count) costs one call. Several
+    spaces of one batch: :func:`densification`.
 
     Args:
         latents: ``[batch, dim]`` latents (or relative vectors), with gradient.
@@ -359,7 +425,7 @@ def densification_loss(
             Hofer's batches of ``n`` per class; death times shrink as groups grow, so this keeps :math:`\beta`'s
             meaning fixed when a batch holds several groups of a class. The samples left over (fewer than ``n``) are
             left out of the loss.
-        return_death_times: also return the death times, detached, per class.
+        return_death_times: also return the death times, detached, per class (this reads the classes on the host).
 
     Returns:
         The scalar loss :math:`R` (a sum, not a mean: it grows with the number of groups and their size). With
@@ -372,28 +438,8 @@ def densification_loss(
         NonFiniteError: ``latents`` contains NaN or infinite values.
         ConfigurationError: ``beta`` is negative or not finite, or ``samples_per_class`` is below 2.
     """
-    beta = float(beta)
-    if not beta >= 0.0 or beta == float("inf"):
-        raise ConfigurationError(f"beta must be a finite number >= 0 (a target MST edge length), got {beta!r}.")
-    _check_latents_and_labels(latents, labels, samples_per_class)
-    groups = _class_groups(labels, samples_per_class)
-    if not groups:
-        need = 2 if samples_per_class is None else samples_per_class
-        raise TopologyError(
-            f"densification_loss needs at least one class with {need} samples in the batch, got class counts "
-            f"{_counts(labels)}; build class-pure batches of b classes x n samples each (e.g. TopoTrainer's "
-            "class-balanced sampler)."
-        )
-    grouped = _grouped_death_times(latents, groups)
-    loss = sum((deaths - beta).abs().sum() for _, deaths in grouped)
-    if return_death_times:
-        return loss, _by_class(grouped)
-    return loss
-
-
-def _counts(labels: torch.Tensor) -> dict[int, int]:
-    values, counts = torch.unique(labels.detach().cpu(), return_counts=True)
-    return dict(zip(values.tolist(), counts.tolist(), strict=True))
+    (result,) = densification([latents], labels, betas=[beta], samples_per_class=samples_per_class)
+    return (result.loss, result.by_class()) if return_death_times else result.loss
 
 
 @torch.no_grad()
@@ -420,5 +466,8 @@ def death_times_by_class(
         {0: tensor([1., 2.]), 1: tensor([0.5000])}
     """
     _check_latents_and_labels(latents, labels, samples_per_class)
-    groups = _class_groups(labels, samples_per_class)
-    return _by_class(_grouped_death_times(latents, groups)) if groups else {}
+    groups = class_groups(labels, samples_per_class, on_device=False)
+    if not groups:
+        return {}
+    (result,) = densification([latents], labels, betas=[0.0], samples_per_class=samples_per_class)
+    return result.by_class()

@@ -192,11 +192,13 @@ def test_unequal_class_sizes_in_any_order_equal_the_per_class_sum():
 
 def test_balanced_batch_is_computed_in_one_batched_call(monkeypatch):
     calls = []
-    original = topology.death_times
-    monkeypatch.setattr(topology, "death_times", lambda points, **kw: calls.append(points.shape) or original(points))
+    original = topology.minimum_spanning_edges
+    monkeypatch.setattr(
+        topology, "minimum_spanning_edges", lambda c: calls.append([x.shape for x in c]) or original(c)
+    )
     labels = torch.arange(5).repeat_interleave(16)
     densification_loss(torch.randn(80, 8), labels, beta=1.0)
-    assert calls == [torch.Size([5, 16, 8])]
+    assert calls == [[torch.Size([5, 16, 8])]]
 
 
 def test_samples_per_class_cuts_each_class_into_consecutive_groups():
@@ -275,3 +277,165 @@ def test_plot_rejects_empty_input():
     pytest.importorskip("matplotlib")  # an optional dependency
     with pytest.raises(TopologyError, match="death_times_by_class"):
         plot_death_time_histograms({})
+
+
+# --- the batched spanning tree: exact on ties and duplicates, several spaces per call, no host synchronisation
+
+
+def gudhi_death_times_with_zeros(points: np.ndarray) -> np.ndarray:
+    """gudhi's finite 0-dimensional deaths, zero-length ones (duplicate points) included."""
+    distances = np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(-1))
+    tree = gudhi.RipsComplex(distance_matrix=distances).create_simplex_tree(max_dimension=1)
+    tree.compute_persistence(min_persistence=-1.0)
+    deaths = tree.persistence_intervals_in_dimension(0)[:, 1]
+    return np.sort(deaths[np.isfinite(deaths)])
+
+
+def tied_cloud(seed: int, groups: int, n: int, d: int) -> torch.Tensor:
+    """Integer points on a small grid with repeated rows: many equal distances and zero-length edges."""
+    rng = np.random.default_rng(seed)
+    points = rng.integers(-2, 3, size=(groups, n, d)).astype(np.float64)
+    repeat = rng.integers(0, n, size=(groups, n // 3))
+    for g in range(groups):
+        points[g, rng.integers(0, n, size=n // 3)] = points[g, repeat[g]]
+    return torch.from_numpy(points)
+
+
+@pytest.mark.parametrize("n", [2, 3, 16, 64, 256])
+@pytest.mark.parametrize("kind", ["gaussian", "ties and duplicates"])
+def test_death_times_equal_gudhi_at_every_size(n, kind):
+    groups, d = (3, 4) if n < 256 else (1, 3)
+    for seed in range(3):
+        points = random_cloud(seed, groups, n, d) if kind == "gaussian" else tied_cloud(seed, groups, n, d)
+        expected = np.stack([gudhi_death_times_with_zeros(cloud) for cloud in points.numpy()])
+        for dtype in (torch.float64, torch.float32):
+            ours = death_times(points.to(dtype)).double().numpy()
+            np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [3, 16, 64])
+def test_the_tree_is_a_spanning_tree_even_with_ties(n):
+    from hf_relrep.spanning_tree import minimum_spanning_edges
+
+    points = tied_cloud(4, 5, n, 2)
+    ((u, v),), _ = minimum_spanning_edges([points])
+    assert u.shape == v.shape == (5, n - 1) and bool((u < v).all())
+    for edges_u, edges_v in zip(u.tolist(), v.tolist(), strict=True):
+        parent = list(range(n))
+
+        def root(a: int, parent: list[int] = parent) -> int:
+            while parent[a] != a:
+                a = parent[a]
+            return a
+
+        for a, b in zip(edges_u, edges_v, strict=True):
+            assert root(a) != root(b), "the edges form a cycle"
+            parent[root(a)] = root(b)
+
+
+@pytest.mark.parametrize("shape", [(3, 16, 5), (2, 64, 3)])
+def test_gradcheck_with_ties_away_from_the_chosen_edges(shape):
+    points = random_cloud(11, *shape).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: (death_times(x) * torch.linspace(-1, 1, shape[1] - 1)).sum(), (points,))
+
+
+def test_several_spaces_in_one_call_equal_separate_calls():
+    latents, relative = (
+        random_cloud(1, 4, 16, 12).requires_grad_(True),
+        random_cloud(2, 4, 16, 30).requires_grad_(True),
+    )
+    together = death_times([latents, relative])
+    separate = [death_times(latents), death_times(relative)]
+    for a, b in zip(together, separate, strict=True):
+        torch.testing.assert_close(a, b)
+    grads_together = torch.autograd.grad(together[0].sum() + together[1].square().sum(), (latents, relative))
+    grads_separate = torch.autograd.grad(separate[0].sum() + separate[1].square().sum(), (latents, relative))
+    for a, b in zip(grads_together, grads_separate, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_densification_of_two_spaces_equals_two_losses():
+    from hf_relrep.topology import densification
+
+    generator = torch.Generator().manual_seed(3)
+    labels = torch.tensor([1, 0, 1, 2, 0, 0, 1, 2, 2, 0, 1, 2, 0, 1, 0, 2])
+    latents, relative = torch.randn(16, 6, generator=generator), torch.randn(16, 9, generator=generator)
+    pre, post = densification([latents, relative], labels, betas=[0.5, 1.5], samples_per_class=2)
+    torch.testing.assert_close(pre.loss, densification_loss(latents, labels, beta=0.5, samples_per_class=2))
+    torch.testing.assert_close(post.loss, densification_loss(relative, labels, beta=1.5, samples_per_class=2))
+    assert float(pre.num_groups) == 7  # 6 zeros, 4 ones, 4 twos... in pairs: 3 + 2 + 2
+    expected = death_times_by_class(relative, labels, samples_per_class=2)
+    assert post.by_class().keys() == expected.keys()
+    for label, deaths in expected.items():
+        torch.testing.assert_close(post.by_class()[label], deaths)
+    torch.testing.assert_close(post.median_death_time(), torch.cat(list(expected.values())).median())
+
+
+@settings(max_examples=30, deadline=None)
+@given(labels=st.lists(st.integers(0, 4), min_size=2, max_size=40), n=st.integers(2, 6))
+def test_groups_built_on_the_device_equal_the_host_groups(labels, n):
+    from hf_relrep.topology import class_groups
+
+    labels = torch.tensor(labels)
+    host = class_groups(labels, n, on_device=False)
+    (device,) = class_groups(labels, n, on_device=True)
+    real = int(device.valid.sum())
+    assert device.index.shape == (len(labels) // n, n)
+    if not host:
+        assert real == 0
+        return
+    assert torch.equal(device.index[:real], host[0].index)
+    assert torch.equal(device.classes[:real], host[0].classes)
+    assert bool((device.classes[real:] == -1).all())
+
+
+def test_deferred_checks_raise_at_a_later_call_or_at_the_end():
+    from hf_relrep.checks import deferred_checks, raise_deferred_errors
+
+    bad = torch.tensor([[0.0, 1.0], [float("nan"), 0.0], [1.0, 1.0]])
+    with pytest.raises(NonFiniteError), deferred_checks():
+        deaths = death_times(bad)  # no error yet: the check is queued
+        assert deaths.shape == (2,)
+    with deferred_checks():
+        death_times(bad)
+        with pytest.raises(NonFiniteError):
+            death_times(torch.randn(4, 3))  # the next check raises the pending failure
+    raise_deferred_errors()  # nothing left pending
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_training_step_of_densification_never_synchronizes_with_the_host():
+    from hf_relrep.checks import raise_deferred_errors
+    from hf_relrep.topology import densification
+
+    labels = torch.arange(5, device="cuda").repeat_interleave(16)[torch.randperm(80, device="cuda")]
+    latents = torch.randn(80, 768, device="cuda", requires_grad=True)
+    relative = torch.randn(80, 64, device="cuda", requires_grad=True)
+
+    def step():
+        pre, post = densification([latents, relative], labels, betas=[0.5, 2.0], samples_per_class=16)
+        (pre.loss / pre.num_groups + post.loss / post.num_groups).backward()
+        return pre.median_death_time() + post.median_death_time()
+
+    step()  # first call: constants cached, kernels loaded
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        step()
+        death_times(latents.detach().view(5, 16, 768)).sum()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    raise_deferred_errors()
+    bad = latents.detach().clone()
+    bad[3, 0] = float("nan")
+    densification([bad], labels, betas=[0.5], samples_per_class=16)  # returns at once ...
+    with pytest.raises(NonFiniteError):
+        raise_deferred_errors()  # ... and the error comes at the next logging step
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu_with_ties_and_several_spaces():
+    points = [tied_cloud(5, 4, 16, 3).float(), random_cloud(6, 4, 16, 40).float()]
+    on_device = death_times([p.cuda() for p in points])
+    for a, b in zip(on_device, death_times(points), strict=True):
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-5, atol=1e-5)
