@@ -2,14 +2,18 @@
 
 import hashlib
 import json
+import math
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import torch
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, GenerationConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .errors import ConfigurationError
+from .errors import AnchorError, ConfigurationError
 from .pooling import POOLING_MODES, backbone_output_size
 from .projection import NORMALIZATIONS, STATISTICS_SOURCES, check_anchor_count
 from .version import __version__
@@ -26,10 +30,63 @@ ADAPTERS = ("none", "linear", "mlp")
 HEADS = ("linear", "mlp")
 
 
-def anchor_fingerprint(anchor_texts: list[str]) -> str:
-    """A stable identifier of an exact, ordered list of anchor texts: ``sha256`` of their JSON encoding."""
-    payload = json.dumps(list(anchor_texts), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return "sha256:" + hashlib.sha256(payload).hexdigest()
+def _tensor_bytes(tensor: Any) -> tuple[str, bytes]:
+    """``(dtype|shape|, bytes)`` of a tensor or array, on the CPU, in C order."""
+    array = np.ascontiguousarray(tensor.detach().cpu().numpy() if isinstance(tensor, torch.Tensor) else tensor)
+    return f"{array.dtype.str}|{','.join(map(str, array.shape))}|", array.tobytes()
+
+
+def anchor_fingerprint(raw: Sequence[Any], token_ids: Any = None) -> str:
+    """A stable identifier of an exact, ordered anchor set: the raw anchors and, when given, what the model stores.
+
+    - `raw` texts: ``sha256`` of their JSON encoding; raw arrays (images, audio): ``sha256`` over each one's dtype,
+      shape and bytes.
+    - With `token_ids` (a tensor, or a sequence or mapping of tensors: for text, the stored ``anchor_input_ids`` and
+      ``anchor_attention_mask``), the fingerprint covers them too: ``sha256("hf-relrep/anchors+ids" ‖ raw fingerprint
+      ‖ dtype, shape and bytes of each tensor)``. Editing the texts in config.json, or the ids in the weights, then
+      no longer matches the saved ``config.anchor_fingerprint`` (checked when the model is loaded).
+
+    Args:
+        raw: the anchors as given: a list of strings, or of arrays/tensors.
+        token_ids: what the model derived from them and stores (token ids, attention mask), or None.
+
+    Returns:
+        ``"sha256:<64 hex digits>"``.
+    """
+    if isinstance(raw, (str, bytes)):
+        raise AnchorError("The anchors are one string; pass a list of anchors (e.g. anchor_texts=[text1, text2]).")
+    raw = list(raw)
+    if all(isinstance(item, str) for item in raw):
+        digest = hashlib.sha256(json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    else:
+        digest = hashlib.sha256()
+        for item in raw:
+            header, payload = _tensor_bytes(item)
+            digest.update(header.encode())
+            digest.update(payload)
+    fingerprint = "sha256:" + digest.hexdigest()
+    if token_ids is None:
+        return fingerprint
+    if isinstance(token_ids, Mapping):
+        token_ids = [token_ids[key] for key in sorted(token_ids)]
+    elif isinstance(token_ids, (torch.Tensor, np.ndarray)):
+        token_ids = [token_ids]
+    digest = hashlib.sha256(b"hf-relrep/anchors+ids\0" + fingerprint.encode())
+    for tensor in token_ids:
+        header, payload = _tensor_bytes(tensor)
+        digest.update(header.encode())
+        digest.update(payload)
+    return "sha256:" + digest.hexdigest()
+
+
+def _check_number(name: str, value: Any, low: float, high: float, *, low_open=False, high_open=False, hint="") -> None:
+    """Refuse a setting that is not a finite number in the given interval, naming it, its value and the range."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        high_text = "∞" if math.isinf(high) else f"{high:g}"
+        raise ConfigurationError(f"{name} must lie in {left}{low:g}, {high_text}{right}{hint}, got {value!r}.")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -150,25 +207,31 @@ class RelativeEncoderConfig(PreTrainedConfig):
         _check_choice("normalization", self.normalization, NORMALIZATIONS)
         _check_choice("stats", self.stats, STATISTICS_SOURCES + ("running",))
         _check_choice("head", self.head, HEADS)
-        if not 0.0 <= self.whiten_shrinkage <= 1.0:
-            raise ConfigurationError(f"whiten_shrinkage must lie in [0, 1], got {self.whiten_shrinkage}.")
-        if not 0.0 < self.running_momentum <= 1.0:
-            raise ConfigurationError(f"running_momentum must lie in (0, 1], got {self.running_momentum}.")
-        if self.anchor_refresh_steps < 1:
-            raise ConfigurationError(f"anchor_refresh_steps must be ≥ 1, got {self.anchor_refresh_steps}.")
-        if self.anchor_texts is not None:
-            self.anchor_texts = list(self.anchor_texts)
-            fingerprint = anchor_fingerprint(self.anchor_texts)
-            if self.anchor_fingerprint is not None and self.anchor_fingerprint != fingerprint:
-                raise ConfigurationError(
-                    "anchor_fingerprint does not match anchor_texts: the saved anchors were edited. Remove "
-                    "`anchor_fingerprint` from config.json to accept the new anchors, or restore the original texts."
-                )
-            self.anchor_fingerprint = fingerprint
+        self._check_numbers()
+        # The fingerprint covers the texts and the token ids in the weights: it is set by set_anchors and checked
+        # when the weights are loaded (RelativePreTrainedModel.from_pretrained), not here, where no ids exist.
         if self.representation == "relative" and self.anchor_texts is not None:
             check_anchor_count(len(self.anchor_texts), fix="pass more anchor_texts")
         if self.representation == "relative" and self.anchor_texts is None and self.anchor_count is not None:
             check_anchor_count(self.anchor_count, fix="pass more anchors")
+
+    def _check_numbers(self) -> None:
+        """Every numeric setting in its range, finite: refused here rather than as NaN logits later."""
+        inf = math.inf
+        _check_number("eps", self.eps, 0.0, inf, low_open=True, hint=" (e.g. 1e-5)")
+        _check_number("whiten_shrinkage", self.whiten_shrinkage, 0.0, 1.0, hint=" (0 keeps exact affine invariance)")
+        _check_number("running_momentum", self.running_momentum, 0.0, 1.0, low_open=True, hint=" (the paper: 0.3)")
+        _check_number("classifier_dropout", self.classifier_dropout, 0.0, 1.0, high_open=True)
+        _check_number("anchor_refresh_steps", self.anchor_refresh_steps, 1, inf)
+        _check_number("anchor_max_length", self.anchor_max_length, 1, inf)
+        for name in ("adapter_size", "head_hidden_size"):
+            if getattr(self, name) is not None:
+                _check_number(name, getattr(self, name), 1, inf)
+        if self.id2label is not None and len(self.id2label) < 1:
+            raise ConfigurationError(
+                "num_labels must be ≥ 1 (got 0): a classifier needs at least one output; pass num_labels=N or "
+                "id2label={0: 'negative', 1: 'positive', ...}."
+            )
 
     def get_text_config(self, decoder=None, encoder=None) -> PreTrainedConfig:
         """The backbone's text config: where token ids and vocabulary live (Trainer aligns pad/bos/eos there)."""

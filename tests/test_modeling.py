@@ -215,7 +215,7 @@ def test_edited_anchor_texts_are_detected_on_load(backbone_dir, tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     config["anchor_texts"][0] = "something else"
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ConfigurationError, match="anchor_fingerprint"):
+    with pytest.raises(AnchorError, match="anchor_fingerprint.*set_anchors"):
         AutoModelForSequenceClassification.from_pretrained(tmp_path)
 
 
