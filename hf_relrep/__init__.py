@@ -43,12 +43,14 @@ from .modeling import (
     RelativeModelOutput,
     RelativeSequenceClassifierOutput,
 )
+from .modeling.translated import TranslatedModelForSequenceClassification, TranslatedStitchConfig
 from .plotting import plot_death_time_histograms
 from .pooling import pool
 from .projection import NormalizationStatistics, RelativeProjection, compute_statistics, relative_transform
 from .similarity import cka, compare_latents, knn_jaccard
 from .stitching import AbsoluteStitchingWarning, check_stitchable, stitch
 from .topology import death_times, death_times_by_class, densification_loss
+from .translated_stitching import compare_spaces
 from .translation import LatentTranslation, fit_translation
 from .version import __version__
 
@@ -75,6 +77,10 @@ AutoModelForSequenceClassification.register(
 )
 AutoModelForImageClassification.register(RelativeEncoderConfig, RelativeModelForImageClassification, exist_ok=True)
 AutoModelForAudioClassification.register(RelativeEncoderConfig, RelativeModelForAudioClassification, exist_ok=True)
+AutoConfig.register(TranslatedStitchConfig.model_type, TranslatedStitchConfig, exist_ok=True)
+AutoModelForSequenceClassification.register(
+    TranslatedStitchConfig, TranslatedModelForSequenceClassification, exist_ok=True
+)
 
 if not _INDUCTOR_CACHE_WAS_SET:
     _os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
@@ -107,11 +113,14 @@ __all__ = [
     "TopoTrainer",
     "TopoTrainingArguments",
     "TopologyError",
+    "TranslatedModelForSequenceClassification",
+    "TranslatedStitchConfig",
     "UnsafeCheckpointError",
     "anchor_fingerprint",
     "check_stitchable",
     "cka",
     "compare_latents",
+    "compare_spaces",
     "compute_statistics",
     "death_times",
     "death_times_by_class",

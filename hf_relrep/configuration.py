@@ -16,6 +16,7 @@ from transformers.configuration_utils import SubConfigSpec
 from .errors import AnchorError, ConfigurationError
 from .pooling import POOLING_MODES, backbone_output_size
 from .projection import NORMALIZATIONS, STATISTICS_SOURCES, check_anchor_count
+from .similarities import similarity_parts
 from .version import __version__
 
 
@@ -127,6 +128,10 @@ class RelativeEncoderConfig(PreTrainedConfig):
             Shrinkage λ of the covariance towards `tr(Σ)/d · I` before whitening; 0 keeps exact affine invariance.
         eps (`float`, defaults to 1e-5):
             Dimensions whose standard deviation over the statistics set is below `eps` are ignored.
+        similarity (`str` or `list[str]`, defaults to `"cosine"`):
+            The similarity to the anchors: `"cosine"`, `"euclidean"`, `"l1"` or `"linf"` (negative distances after
+            the normalization), or a list of them: a product space whose parts are standardized per row and
+            concatenated, so the head reads `num_anchors × len(similarity)` values (`hf_relrep.similarities`).
         anchor_texts (`list[str]`):
             The anchors, in order. Saved with the model; their token ids are saved in the weights.
         anchor_count (`int`, *optional*):
@@ -177,6 +182,7 @@ class RelativeEncoderConfig(PreTrainedConfig):
     running_momentum: float = 0.3
     whiten_shrinkage: float = 0.0
     eps: float = 1e-5
+    similarity: str | list[str] | tuple[str, ...] = "cosine"
     anchor_texts: list[str] | None = None
     anchor_count: int | None = None
     anchor_set_id: str | None = None
@@ -207,6 +213,8 @@ class RelativeEncoderConfig(PreTrainedConfig):
         _check_choice("normalization", self.normalization, NORMALIZATIONS)
         _check_choice("stats", self.stats, STATISTICS_SOURCES + ("running",))
         _check_choice("head", self.head, HEADS)
+        parts = similarity_parts(self.similarity)
+        self.similarity = parts[0] if len(parts) == 1 else list(parts)  # JSON-stable: one name, or a list
         self._check_numbers()
         # The fingerprint covers the texts and the token ids in the weights: it is set by set_anchors and checked
         # when the weights are loaded (RelativePreTrainedModel.from_pretrained), not here, where no ids exist.
@@ -256,8 +264,10 @@ class RelativeEncoderConfig(PreTrainedConfig):
 
     @property
     def head_input_size(self) -> int:
-        """What the head reads: the number of anchors (relative) or the latent size (absolute)."""
-        return self.num_anchors if self.representation == "relative" else self.latent_size
+        """What the head reads: anchors × similarity parts (relative) or the latent size (absolute)."""
+        if self.representation != "relative":
+            return self.latent_size
+        return self.num_anchors * (1 if isinstance(self.similarity, str) else len(self.similarity))
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()

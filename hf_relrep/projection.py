@@ -14,10 +14,10 @@ cosines, latents and anchors may be normalized with the statistics of a referenc
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .errors import AnchorError, ConfigurationError, NonFiniteError, StatisticsError
+from .similarities import relative_vectors, similarity_parts, unit_rows  # noqa: F401 (unit_rows: public here too)
 
 
 MIN_ANCHORS = 2
@@ -135,6 +135,7 @@ def relative_transform(
     stats: str | NormalizationStatistics = "anchors",
     shrinkage: float = 0.0,
     eps: float = 1e-5,
+    similarity: str | tuple[str, ...] = "cosine",
 ) -> torch.Tensor:
     """Relative representation of `latents` with respect to `anchor_latents`.
 
@@ -160,9 +161,12 @@ def relative_transform(
         shrinkage: λ for ``"whiten"``; 0 keeps exact affine invariance but needs |B| > d.
         eps: relative threshold on σ_B below which a dimension counts as constant, and the floor of the cosine's
             norms.
+        similarity: ``"cosine"`` (the default, as above), ``"euclidean"``, ``"l1"`` or ``"linf"`` (the negative
+            distance ``−‖N(z) − N(a_i)‖_p``), or a tuple of them: a product space, each part standardized per row
+            and concatenated (`hf_relrep.similarities`).
 
     Returns:
-        ``[batch, k]`` cosine similarities in [-1, 1].
+        ``[batch, k]`` cosine similarities in [-1, 1] (``[batch, k · len(similarity)]`` for a tuple).
 
     Example:
 
@@ -176,6 +180,7 @@ def relative_transform(
     """
     if normalization not in NORMALIZATIONS:
         raise ConfigurationError(f"Unknown normalization {normalization!r}; choose one of {NORMALIZATIONS}.")
+    similarity_parts(similarity)
     if latents.ndim != 2 or anchor_latents.ndim != 2:
         raise AnchorError(
             f"latents and anchor_latents must be 2-D [n, dim], got {tuple(latents.shape)} and "
@@ -214,7 +219,7 @@ def relative_transform(
 
     if normalize is not None:
         latents, anchor_latents = normalize(latents), normalize(anchor_latents)
-    return F.normalize(latents, dim=-1, eps=eps) @ F.normalize(anchor_latents, dim=-1, eps=eps).T
+    return relative_vectors(latents, anchor_latents, similarity, eps=eps, normalized=normalization != "none")
 
 
 class RelativeProjection(nn.Module):
@@ -232,6 +237,7 @@ class RelativeProjection(nn.Module):
         momentum: m for the running estimates.
         shrinkage: λ for ``"whiten"``.
         eps: see [`relative_transform`].
+        similarity: see [`relative_transform`].
     """
 
     def __init__(
@@ -243,8 +249,11 @@ class RelativeProjection(nn.Module):
         momentum: float = 0.3,
         shrinkage: float = 0.0,
         eps: float = 1e-5,
+        similarity: str | tuple[str, ...] = "cosine",
     ):
         super().__init__()
+        parts = similarity_parts(similarity)
+        self.similarity = similarity if isinstance(similarity, str) else parts
         if normalization not in NORMALIZATIONS:
             raise ConfigurationError(f"Unknown normalization {normalization!r}; choose one of {NORMALIZATIONS}.")
         if stats not in STATISTICS_SOURCES + ("running",):
@@ -297,7 +306,9 @@ class RelativeProjection(nn.Module):
             stats=stats,
             shrinkage=self.shrinkage,
             eps=self.eps,
+            similarity=self.similarity,
         )
 
     def extra_repr(self) -> str:
-        return f"normalization={self.normalization!r}, stats={self.stats!r}"
+        similarity = "" if self.similarity == "cosine" else f", similarity={self.similarity!r}"
+        return f"normalization={self.normalization!r}, stats={self.stats!r}{similarity}"

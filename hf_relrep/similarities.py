@@ -22,6 +22,7 @@ Registry: `SIMILARITIES` (name → function); adding one is one decorated functi
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from .errors import ConfigurationError
 
@@ -44,11 +45,27 @@ def register_similarity(name: str) -> Callable[[Similarity], Similarity]:
     return decorator
 
 
+def unit_rows(x: torch.Tensor, eps: float, *, rescale_small: bool = True) -> torch.Tensor:
+    """``x / ‖x‖`` per row, scale-safe: each row is first divided by its largest magnitude, so no square overflows
+    (1e30) or underflows (1e-30). A zero row stays zero.
+
+    Args:
+        x: ``[n, d]`` in a floating dtype.
+        eps: floor of the norm, ``x / max(‖x‖, eps)`` (after the rescaling).
+        rescale_small: also scale rows up whose largest magnitude is below 1 (every scale then gives the same
+            direction); with False, only large rows are scaled down and small rows keep the `eps` floor (used on
+            normalized latents, whose unit is σ_B: a row far below `eps` there is rounding noise around μ_B).
+    """
+    scale = x.detach().abs().amax(dim=-1, keepdim=True)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    if not rescale_small:
+        scale = scale.clamp(min=1.0)
+    return F.normalize(x / scale, dim=-1, eps=eps)
+
+
 @register_similarity("cosine")
 def cosine(latents: torch.Tensor, anchors: torch.Tensor, *, eps: float, normalized: bool) -> torch.Tensor:
-    """``cos(z, a_i) = ⟨z, a_i⟩ / (‖z‖ ‖a_i‖)`` with the scale-safe row normalization of `hf_relrep.projection`."""
-    from .projection import unit_rows  # projection imports this module: resolve at call time
-
+    """``cos(z, a_i) = ⟨z, a_i⟩ / (‖z‖ ‖a_i‖)``, rows normalized by the scale-safe `unit_rows`."""
     return (
         unit_rows(latents, eps, rescale_small=not normalized) @ unit_rows(anchors, eps, rescale_small=not normalized).T
     )
@@ -126,4 +143,11 @@ def relative_vectors(
     )
 
 
-__all__ = ["SIMILARITIES", "register_similarity", "relative_vectors", "similarity_parts", "standardize_rows"]
+__all__ = [
+    "SIMILARITIES",
+    "register_similarity",
+    "relative_vectors",
+    "similarity_parts",
+    "standardize_rows",
+    "unit_rows",
+]

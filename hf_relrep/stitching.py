@@ -4,6 +4,7 @@ import copy
 import hashlib
 import os
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -13,6 +14,8 @@ from transformers import AutoConfig, PreTrainedModel
 from .configuration import RelativeEncoderConfig
 from .errors import StitchingError
 from .modeling import RelativeClassifierBase, RelativeModelForSequenceClassification, relative_classifier_class
+from .modeling.translated import TranslatedModelForSequenceClassification
+from .similarity import compare_latents
 
 
 ModelSource = RelativeClassifierBase | str | os.PathLike
@@ -106,7 +109,8 @@ def check_stitchable(encoder_config: RelativeEncoderConfig, head_config: Relativ
             )
         warnings.warn(
             "Stitching absolute representations: the two latent spaces are not aligned, so expect chance-level "
-            "accuracy. This is the baseline the relative representation is compared with.",
+            "accuracy. This is the baseline the relative representation is compared with; stitch(..., "
+            "translation='orthogonal', anchors=...) fits a map between the spaces instead.",
             AbsoluteStitchingWarning,
             stacklevel=3,
         )
@@ -130,6 +134,11 @@ def check_stitchable(encoder_config: RelativeEncoderConfig, head_config: Relativ
             f"The head was trained on normalization={head_config.normalization!r} but the encoder model produces "
             f"{encoder_config.normalization!r} relative vectors; stitch models trained with the same normalization."
         )
+    if encoder_config.similarity != head_config.similarity:
+        raise StitchingError(
+            f"The head was trained on similarity={head_config.similarity!r} but the encoder model produces "
+            f"{encoder_config.similarity!r} relative vectors; stitch models built with the same similarity."
+        )
     if encoder_config.stats != head_config.stats:
         warnings.warn(
             f"The encoder model's statistics come from {encoder_config.stats!r}, the head's from "
@@ -147,7 +156,14 @@ def stitch(
     head_revision: str | None = None,
     token: str | bool | None = None,
     share_weights: bool = False,
-) -> RelativeModelForSequenceClassification:
+    translation: str | None = None,
+    anchors: Sequence[str] | tuple[Sequence[str], Sequence[str]] | None = None,
+    anchor_latents: tuple[torch.Tensor, torch.Tensor] | None = None,
+    anchor_set_id: str | None = None,
+    encoder_tokenizer: Any = None,
+    head_tokenizer: Any = None,
+    report: bool = False,
+) -> RelativeClassifierBase | TranslatedModelForSequenceClassification:
     """Combine the encoder side of one relative classifier with the head of another, without training.
 
     The result has `encoder_from`'s backbone, pooling, adapter, anchors and normalization statistics, and
@@ -162,6 +178,18 @@ def stitch(
         share_weights: reuse the sources' parameter and buffer tensors instead of copying them (new modules and
             config, same storage): cheap when evaluating many pairs on large backbones. Training the result then
             changes the sources too.
+        translation: stitch two *absolute* classifiers — ours with ``representation="absolute"``, or BERT-like and
+            RoBERTa-like ``*ForSequenceClassification`` models — through a latent translation fitted on parallel
+            anchors: ``"orthogonal"``, ``"linear"`` or ``"affine"`` (`hf_relrep.fit_translation`). The result is a
+            `TranslatedModelForSequenceClassification` (encoder half → translation → head half).
+        anchors: with `translation`: the parallel anchor texts, one list for both models or a pair (texts for the
+            encoder model, texts for the head model); each model embeds its side.
+        anchor_latents: with `translation`: ``(encoder-side latents [k, d_X], head-side latents [k, d_Y])`` instead
+            of `anchors` (e.g. from cached features).
+        anchor_set_id: with `translation`: the name of the anchor set, recorded in the config and the card.
+        encoder_tokenizer, head_tokenizer: with `translation`, for models that come without their tokenizer.
+        report: compare the two spaces on the anchors (`hf_relrep.compare_latents`: CKA, kNN-Jaccard, relative
+            agreement) and record it in ``config.provenance["report"]`` and the model card.
 
     Raises:
         StitchingError: different anchor counts, anchor sets not declared parallel, different label sets, a head
@@ -174,6 +202,20 @@ def stitch(
     >>> french_encoder_english_head = stitch(encoder_from="me/relrep-fr", head_from="me/relrep-en")
     ```
     """
+    if translation is not None:
+        from .translated_stitching import stitch_with_translation  # builds on this module: resolved at call time
+
+        return stitch_with_translation(
+            encoder_from, head_from, translation=translation, anchors=anchors, anchor_latents=anchor_latents,
+            anchor_set_id=anchor_set_id, encoder_revision=encoder_revision, head_revision=head_revision, token=token,
+            share_weights=share_weights, encoder_tokenizer=encoder_tokenizer, head_tokenizer=head_tokenizer,
+            report=report,
+        )  # fmt: skip
+    if anchors is not None or anchor_latents is not None:
+        raise StitchingError(
+            "anchors= and anchor_latents= are for stitching absolute models with translation=...; relative models "
+            "stitch on the anchors they carry."
+        )
     encoder_model = load_relative_model(encoder_from, revision=encoder_revision, token=token)
     head_model = load_relative_model(head_from, revision=head_revision, token=token)
     check_stitchable(encoder_model.config, head_model.config)
@@ -192,6 +234,10 @@ def stitch(
         "head": _describe(head_model, head_from, head_revision, head_model.head),
         "anchor_set_id": encoder_model.config.anchor_set_id,
     }
+    if report and encoder_model.config.representation == "relative":
+        from .translated_stitching import anchor_latent_pair
+
+        config.provenance["report"] = compare_latents(*anchor_latent_pair(encoder_model, head_model))
     stitched.eval()
     return stitched
 

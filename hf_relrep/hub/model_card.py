@@ -60,6 +60,11 @@ def build_model_card(
     """
     config = model.config
     provenance = config.provenance or {}
+    if getattr(config, "translation", None) is not None:
+        return build_translated_model_card(
+            model, repo_id=repo_id, language=language, license=license, datasets=datasets,
+            eval_results=eval_results, tags=tags, has_tokenizer=has_tokenizer, existing=existing,
+        )  # fmt: skip
     stitched = bool(provenance.get("encoder")) and bool(provenance.get("head"))
     model_name = repo_id.split("/")[-1] if repo_id else "relative-model"
     if stitched:
@@ -107,6 +112,63 @@ def build_model_card(
         hf_relrep_version=__version__,
         encoder=provenance.get("encoder", {}),
         head_part=provenance.get("head", {}),
+        report=provenance.get("report"),
+        language=language,
+    )
+    return merge_model_cards(existing, card) if existing is not None else card
+
+
+def build_translated_model_card(
+    model,
+    *,
+    repo_id: str | None = None,
+    language: str | list[str] | None = None,
+    license: str | None = None,
+    datasets: str | list[str] | None = None,
+    eval_results: list[EvalResult] | None = None,
+    tags: list[str] | None = None,
+    has_tokenizer: bool = False,
+    existing: ModelCard | None = None,
+) -> ModelCard:
+    """The card of a `TranslatedModelForSequenceClassification`: both sources, the translation method, the anchor set
+    it was fitted on and, when `stitch(..., report=True)` made it, the comparison of the two spaces."""
+    config = model.config
+    provenance = config.provenance or {}
+    encoder, head = provenance.get("encoder", {}), provenance.get("head", {})
+    base_models = [_hub_id_or_none(part.get("base_model")) for part in (encoder, head)]
+    base_models = list(dict.fromkeys(b for b in base_models if b))
+    model_name = repo_id.split("/")[-1] if repo_id else "translated-model"
+    if isinstance(language, str):
+        language = [language]
+    card_data = ModelCardData(
+        language=language,
+        license=license,
+        library_name="transformers",
+        tags=list(dict.fromkeys([*LIBRARY_TAGS, "stitched", "latent-translation", *(tags or [])])),
+        base_model=(base_models[0] if len(base_models) == 1 else base_models) or None,
+        datasets=[datasets] if isinstance(datasets, str) else datasets,
+        pipeline_tag="text-classification",
+        model_name=model_name if eval_results else None,
+        eval_results=eval_results or None,
+    )
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATES_DIR / "translated_model.md"),
+        model_name=model_name,
+        repo_id=repo_id or "path/to/model",
+        has_tokenizer=has_tokenizer,
+        encoder=encoder,
+        head_part=head,
+        translation=config.translation,
+        source_dim=config.source_dim,
+        target_dim=config.target_dim,
+        num_anchors=config.num_anchors,
+        anchor_set_id=config.anchor_set_id,
+        anchor_fingerprint=(config.anchor_fingerprint or "")[:19],
+        labels=_labels(config),
+        report=provenance.get("report"),
+        results=eval_results or [],
+        hf_relrep_version=__version__,
         language=language,
     )
     return merge_model_cards(existing, card) if existing is not None else card
