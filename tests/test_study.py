@@ -1,0 +1,112 @@
+"""`hf-relrep study`: the invariance table, batch statistics, paired intervals and the study output folders."""
+
+import json
+
+import pytest
+import torch
+
+from hf_relrep.errors import ConfigurationError, OutputExistsError
+from hf_relrep.study import intertwiner_agreement, run_invariance
+from hf_relrep.study.batch_stats import batch_sensitivity, run_batch_stats
+from hf_relrep.study.intertwiners import TRANSFORMS, expected_invariant, in_group
+from hf_relrep.study.invariance import SETTINGS, measure
+from hf_relrep.study.io import prepare_out_dir
+from hf_relrep.study.paired import bootstrap_interval, excludes_zero, paired_t_interval
+
+
+@pytest.mark.parametrize("stats", ["anchors", "batch", "running"])
+def test_robust_is_blind_to_relu_intertwiners_and_vanilla_is_not(stats):
+    assert intertwiner_agreement("relu", "robust", "intertwiner", stats=stats) == 1.0
+    assert intertwiner_agreement("relu", "none", "intertwiner", stats=stats) < 1.0
+
+
+def test_measured_invariance_matches_theory_on_one_network():
+    # whitening is exact only up to the ε² ridge its Cholesky factorization adds (it matters for near-dead units)
+    tolerance = {"none": 1e-9, "robust": 1e-9, "whiten": 1e-2}
+    for transform in TRANSFORMS:
+        for normalization, stats in SETTINGS:
+            result = measure("relu", normalization, transform, stats=stats)
+            if expected_invariant("relu", normalization, transform):
+                assert result.agreement == 1.0, (transform, normalization, stats)
+                assert result.max_delta_relative < tolerance[normalization], (transform, normalization, stats)
+            else:
+                assert result.max_delta_relative > 1e-2, (transform, normalization, stats)
+
+
+def test_group_membership_follows_the_activation():
+    assert in_group("relu", "diagonal_scaling") and not in_group("gelu", "diagonal_scaling")
+    assert in_group("tanh", "sign_flip") and not in_group("relu", "sign_flip")
+    assert in_group("elu", "permutation") and in_group("silu", "intertwiner")
+    assert in_group("relu", "latent_rotation") is None
+    # permutations are orthogonal: even vanilla removes GELU's whole group, not ReLU's
+    assert expected_invariant("gelu", "none", "intertwiner") and not expected_invariant("relu", "none", "intertwiner")
+
+
+def test_invariance_quick_writes_results_table_and_plot(tmp_path):
+    results = run_invariance(tmp_path / "inv", quick=True, activations=("relu", "tanh"))
+    files = {p.name for p in (tmp_path / "inv").iterdir()}
+    assert {"results.json", "table.md", "invariance.png"} <= files
+    assert not [name for name in files if ".tmp" in name]
+    saved = json.loads((tmp_path / "inv" / "results.json").read_text())
+    assert saved["summary"] == results["summary"]
+    rows = {(r["activation"], r["transform"], r["normalization"], r["stats"]): r for r in saved["summary"]}
+    assert rows[("tanh", "intertwiner", "robust", "batch")]["agreement_min"] == 1.0
+    assert rows[("relu", "latent_affine", "whiten", "anchors")]["agreement_min"] == 1.0
+    assert rows[("relu", "latent_rotation", "robust", "anchors")]["agreement_min"] < 1.0
+    assert "| relu (permutation × diagonal_scaling) |" in (tmp_path / "inv" / "table.md").read_text()
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(ConfigurationError, match="activation"):
+        intertwiner_agreement("swish", "robust", "intertwiner")
+    with pytest.raises(ConfigurationError, match="transform"):
+        intertwiner_agreement("relu", "robust", "shear")
+    with pytest.raises(ConfigurationError, match="normalization"):
+        intertwiner_agreement("relu", "robust", "intertwiner", stats="moving")
+
+
+def test_batch_sensitivity_sees_only_batch_dependent_predictors():
+    values = torch.linspace(-1, 1, 64)
+    labels = (values > 0).long()
+    by_sign = batch_sensitivity(lambda idx: (values[idx] > 0).long(), labels, batch_sizes=(2, 8), draws=4)
+    by_batch_mean = batch_sensitivity(
+        lambda idx: (values[idx] > values[idx].mean()).long(), labels, batch_sizes=(2, 8), draws=4
+    )
+    assert all(row["changed"] == 0 and row["flip_rate"] == 0 for row in by_sign.values())
+    assert by_sign[2]["accuracy"] == 1.0
+    assert by_batch_mean[2]["changed"] > 0.5 and by_batch_mean[2]["flip_rate"] > by_batch_mean[8]["flip_rate"]
+    with pytest.raises(ConfigurationError, match="draws"):
+        batch_sensitivity(lambda idx: idx, labels, draws=1)
+
+
+def test_batch_stats_quick_only_batch_statistics_move(tmp_path):
+    results = run_batch_stats(tmp_path / "bs", quick=True)
+    rows = {(r["stats"], r["batch_size"]): r for r in results["summary"]}
+    for stats in ("anchors", "running"):
+        assert all(rows[(stats, size)]["native_changed"] == 0.0 for size in (2, 4, 8, 32, 128))
+    assert rows[("batch", 2)]["native_changed"] > rows[("batch", 128)]["native_changed"] > 0
+    assert rows[("batch", 2)]["stitched_accuracy"] < rows[("anchors", 2)]["stitched_accuracy"]
+    assert {"results.json", "table.md", "batch_stats.png"} <= {p.name for p in (tmp_path / "bs").iterdir()}
+
+
+def test_out_folder_of_another_kind_is_refused_and_the_same_study_continues(tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="another --out"):
+        prepare_out_dir(foreign, "invariance")
+    assert (foreign / "notes.txt").read_text() == "mine"
+    own = prepare_out_dir(tmp_path / "own", "densification")
+    (own / "cell.json").write_text("{}")
+    assert prepare_out_dir(own, "densification") == own
+    with pytest.raises(OutputExistsError, match="densification"):
+        prepare_out_dir(own, "invariance")
+
+
+def test_paired_intervals():
+    t = paired_t_interval([1.0, 1.2, 1.4])
+    assert t["mean"] == pytest.approx(1.2) and t["low"] == pytest.approx(1.2 - 4.302653 * 0.2 / 3**0.5, rel=1e-5)
+    assert excludes_zero(t) and not excludes_zero(paired_t_interval([-1.0, 1.0, 0.5]))
+    assert paired_t_interval([0.3])["half_width"] == float("inf")
+    boot = bootstrap_interval([0.5, 0.6, 0.7, 0.4, 0.55])
+    assert 0.4 <= boot["low"] < boot["mean"] < boot["high"] <= 0.7
