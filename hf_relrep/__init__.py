@@ -25,11 +25,15 @@ from .errors import (
     AnchorError,
     BackboneError,
     ConfigurationError,
+    CorruptDownloadError,
     DataError,
     ModalityError,
     NonFiniteError,
+    OfflineEncoderError,
+    OutputExistsError,
     ProcessorError,
     RelRepError,
+    SourceNotFoundError,
     StatisticsError,
     StitchingError,
     TopologyError,
@@ -86,6 +90,10 @@ if not _INDUCTOR_CACHE_WAS_SET:
     _os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
 
 __all__ = [
+    "SourceNotFoundError",
+    "OutputExistsError",
+    "OfflineEncoderError",
+    "CorruptDownloadError",
     "__version__",
     "AbsoluteStitchingWarning",
     "AnchorError",
