@@ -179,13 +179,38 @@ def _boruvka_round(keys: torch.Tensor, chosen: torch.Tensor, const: _Constants) 
 INCIDENCE_MAX_POINTS = 32
 
 
+def _differences(u: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    """``x[g, v] - x[g, u]`` as ``[G, k, d]``, and what :func:`_pull_back` needs to return a gradient to ``x``."""
+    groups, n, d = x.shape
+    if n <= INCIDENCE_MAX_POINTS:
+        incidence = x.new_zeros(groups, u.shape[1], n)  # signed edge-vertex incidence: +1 at v, -1 at u
+        incidence.scatter_(2, v.unsqueeze(-1), 1.0).scatter_(2, u.unsqueeze(-1), -1.0)
+        return torch.bmm(incidence, x), (incidence, None, None)
+    offset = (torch.arange(groups, device=x.device) * n).unsqueeze(1)
+    flat_u, flat_v = (u + offset).view(-1), (v + offset).view(-1)
+    flat = x.reshape(groups * n, d)
+    return (flat.index_select(0, flat_v) - flat.index_select(0, flat_u)).view(groups, -1, d), (None, flat_u, flat_v)
+
+
+def _pull_back(scale: torch.Tensor, difference: torch.Tensor, route: tuple, shape: torch.Size) -> torch.Tensor:
+    """Gradient to ``x`` of the lengths when ``d loss / d w = scale · w`` per edge, i.e. ``scale · (x_v − x_u)`` at
+    ``v`` and its negative at ``u``."""
+    incidence, flat_u, flat_v = route
+    if incidence is not None:  # the factor scales the small incidence matrix, not the [G, k, d] differences
+        return torch.bmm((incidence * scale.unsqueeze(-1)).transpose(1, 2), difference)
+    groups, n, d = shape
+    grad_difference = (difference * scale.unsqueeze(-1)).view(-1, d)
+    grad_x = difference.new_zeros(groups * n, d)
+    grad_x.index_add_(0, flat_v, grad_difference).index_add_(0, flat_u, grad_difference, alpha=-1.0)
+    return grad_x.view(groups, n, d)
+
+
 class _EdgeLengths(torch.autograd.Function):
     """Lengths ``w = ||x[g, v] - x[g, u]||`` of the edges ``u, v [G, k]`` of ``x [G, n, d]``, for several spaces.
 
     Inputs: ``sort``, then ``(u, v, x)`` triples flattened. Computed from the points, not from a
     ``|x|² + |y|² − 2xy`` matrix: exact for close points. The backward is the chain rule written out in a few kernels:
-    for small clouds the per-edge factor ``grad / w`` scales the small incidence matrix rather than the ``[G, k, d]``
-    differences, and one batched product returns the gradient. First-order gradients only.
+    ``dw/dx_v = (x_v - x_u) / w = -dw/dx_u``, 0 where ``w = 0``. First-order gradients only.
     """
 
     @staticmethod
@@ -193,18 +218,7 @@ class _EdgeLengths(torch.autograd.Function):
         outputs, saved, ctx.shapes = [], [], []
         for s in range(0, len(triples), 3):
             u, v, x = triples[s : s + 3]
-            groups, n, d = x.shape
-            if n <= INCIDENCE_MAX_POINTS:
-                incidence = x.new_zeros(groups, u.shape[1], n)  # signed edge-vertex incidence: +1 at v, -1 at u
-                incidence.scatter_(2, v.unsqueeze(-1), 1.0).scatter_(2, u.unsqueeze(-1), -1.0)
-                difference = torch.bmm(incidence, x)
-                flat_u = flat_v = None
-            else:
-                incidence = None
-                offset = (torch.arange(groups, device=x.device) * n).unsqueeze(1)
-                flat_u, flat_v = (u + offset).view(-1), (v + offset).view(-1)
-                flat = x.reshape(groups * n, d)
-                difference = (flat.index_select(0, flat_v) - flat.index_select(0, flat_u)).view(groups, -1, d)
+            difference, route = _differences(u, v, x)
             lengths = torch.linalg.vector_norm(difference, dim=-1)
             order = None
             if sort:
@@ -212,9 +226,9 @@ class _EdgeLengths(torch.autograd.Function):
                 outputs.append(values)
             else:
                 outputs.append(lengths)
-            saved += [difference, lengths, order, incidence, flat_u, flat_v]
+            saved += [difference, lengths, order, *route]
             ctx.shapes.append(x.shape)
-        ctx.save_for_backward(*saved)
+        ctx.save_for_backward(*saved)  # (not ctx attributes: an output kept there would make a reference cycle)
         return tuple(outputs)
 
     @staticmethod
@@ -227,19 +241,83 @@ class _EdgeLengths(torch.autograd.Function):
             if not ctx.needs_input_grad[1 + 3 * s + 2]:
                 result.append(None)
                 continue
-            difference, lengths, order, incidence, flat_u, flat_v = saved[6 * s : 6 * s + 6]
+            difference, lengths, order, *route = saved[6 * s : 6 * s + 6]
             if order is not None:  # lengths are sorted: route each gradient back to its edge
                 grad = torch.empty_like(grad).scatter_(1, order, grad)
             scale = torch.where(lengths > 0, grad / lengths, 0.0)  # grad / w, and 0 at w = 0
-            if incidence is not None:
-                result.append(torch.bmm((incidence * scale.unsqueeze(-1)).transpose(1, 2), difference))
-                continue
-            groups, n, d = shape
-            grad_difference = (difference * scale.unsqueeze(-1)).view(-1, d)
-            grad_x = difference.new_zeros(groups * n, d)
-            grad_x.index_add_(0, flat_v, grad_difference).index_add_(0, flat_u, grad_difference, alpha=-1.0)
-            result.append(grad_x.view(groups, n, d))
+            result.append(_pull_back(scale, difference, tuple(route), shape))
         return tuple(result)
+
+
+class _DeviationLoss(torch.autograd.Function):
+    """``R_s = Σ_{g valid} Σ_k |w_gk − β_s|`` of the edge lengths of each space, one autograd node for all spaces.
+
+    Inputs: ``betas`` (one float per space), ``valid`` (``[G]`` bool mask of the rows that count, or ``None``), then
+    ``(u, v, x)`` triples. Outputs: the scalar ``R_s`` of each space, then the detached ``[G, k]`` lengths of each.
+    Backward: ``dR/dw = sign(w − β)``, pulled back through the lengths as in :class:`_EdgeLengths`.
+    """
+
+    @staticmethod
+    def forward(ctx, betas: tuple[float, ...], valid: torch.Tensor | None, *triples: torch.Tensor):
+        losses, lengths_out, saved, ctx.shapes = [], [], [], []
+        for beta, s in zip(betas, range(0, len(triples), 3), strict=True):
+            u, v, x = triples[s : s + 3]
+            difference, route = _differences(u, v, x)
+            lengths = torch.linalg.vector_norm(difference, dim=-1)
+            deviation = lengths - beta
+            sign = deviation.sign()
+            if valid is not None:
+                sign = sign * valid.unsqueeze(1)
+                losses.append((deviation.abs() * valid.unsqueeze(1)).sum())
+            else:
+                losses.append(deviation.abs().sum())
+            lengths_out.append(lengths)
+            saved += [difference, lengths, sign, *route]
+            ctx.shapes.append(x.shape)
+        ctx.save_for_backward(*saved)
+        ctx.mark_non_differentiable(*lengths_out)
+        return (*losses, *lengths_out)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *grads: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        saved = ctx.saved_tensors
+        result: list[torch.Tensor | None] = [None, None]
+        for s, (grad, shape) in enumerate(zip(grads[: len(ctx.shapes)], ctx.shapes, strict=True)):  # then lengths
+            result += [None, None]
+            if not ctx.needs_input_grad[2 + 3 * s + 2]:
+                result.append(None)
+                continue
+            difference, lengths, sign, *route = saved[6 * s : 6 * s + 6]
+            scale = torch.where(lengths > 0, sign / lengths, 0.0) * grad  # sign(w - β) / w, and 0 at w = 0
+            result.append(_pull_back(scale, difference, tuple(route), shape))
+        return tuple(result)
+
+
+def deviation_losses(
+    clouds: Sequence[torch.Tensor],
+    edges: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    betas: Sequence[float],
+    valid: torch.Tensor | None = None,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    r"""Per space, :math:`R = \sum_{g} \sum_k |w_{gk} - \beta|` over the lengths :math:`w` of the edges ``(u, v)``.
+
+    The fused form of ``(edge_lengths(...) - beta).abs().sum()`` that a training step needs: one autograd node for
+    every space, no sort.
+
+    Args:
+        clouds: tensors ``[G, n_s, d_s]`` (the same ``G`` rows in each).
+        edges: one ``(u, v)`` pair of ``[G, k_s]`` long tensors per tensor of ``clouds``.
+        betas: target length per space.
+        valid: ``[G]`` mask of the rows that count (the others add nothing and get no gradient), or ``None``.
+
+    Returns:
+        ``(losses, lengths)``: the scalar :math:`R` of each space, with gradient, and its detached ``[G, k_s]``
+        lengths in edge order.
+    """
+    triples = [t for (u, v), x in zip(edges, clouds, strict=True) for t in (u, v, x)]
+    outputs = _DeviationLoss.apply(tuple(float(b) for b in betas), valid, *triples)
+    return list(outputs[: len(clouds)]), list(outputs[len(clouds) :])
 
 
 def edge_lengths(

@@ -24,6 +24,7 @@ Example:
     tensor(1.)
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, overload
@@ -33,7 +34,7 @@ import torch
 
 from .checks import ensure
 from .errors import ConfigurationError, NonFiniteError, TopologyError
-from .spanning_tree import MAX_POINTS, edge_lengths, minimum_spanning_edges
+from .spanning_tree import MAX_POINTS, deviation_losses, edge_lengths, minimum_spanning_edges
 
 
 BACKENDS = ("torch", "gudhi")
@@ -124,20 +125,25 @@ def _non_finite() -> NonFiniteError:
 
 
 def _death_times(clouds: list[torch.Tensor], *, backend: str) -> list[torch.Tensor]:
-    """Sorted differentiable death times of each ``[G_s, n_s, d_s]`` tensor; one tree computation per (n, device)."""
-    if backend == "gudhi":
-        edges = [_mst_edges_gudhi(x) for x in clouds]
-    else:
-        edges: list = [None] * len(clouds)
-        buckets: dict[tuple[int, torch.device], list[int]] = {}
-        for s, x in enumerate(clouds):
-            buckets.setdefault((x.shape[1], x.device), []).append(s)
-        for members in buckets.values():
-            found, sq_norms = minimum_spanning_edges([clouds[s] for s in members])
-            for s, uv, norms in zip(members, found, sq_norms, strict=True):
-                edges[s] = uv
-                ensure(norms.amax() <= torch.finfo(norms.dtype).max / 4, _non_finite)  # False for NaN too
+    """Sorted differentiable death times of each ``[G_s, n_s, d_s]`` tensor."""
+    edges = [_mst_edges_gudhi(x) for x in clouds] if backend == "gudhi" else _tree_edges(clouds)
     return edge_lengths(clouds, edges)
+
+
+def _tree_edges(clouds: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Spanning-tree edges of each tensor of clouds: one computation per (n, device), finiteness checked."""
+    edges: list = [None] * len(clouds)
+    buckets: dict[tuple[int, torch.device], list[int]] = {}
+    for s, x in enumerate(clouds):
+        buckets.setdefault((x.shape[1], x.device), []).append(s)
+    for members in buckets.values():
+        found, sq_norms = minimum_spanning_edges([clouds[s] for s in members])
+        for s, uv in zip(members, found, strict=True):
+            edges[s] = uv
+        largest = torch.stack([norms.amax() for norms in sq_norms]) if len(sq_norms) > 1 else sq_norms[0].amax()
+        limit = min(torch.finfo(norms.dtype).max for norms in sq_norms) / 4
+        ensure((largest <= limit).all(), _non_finite)  # False for NaN too
+    return edges
 
 
 def _mst_edges_gudhi(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,11 +176,14 @@ class ClassGroups:
         classes: ``[G]`` class of each group (``-1`` on padding rows).
         valid: ``[G]`` which rows are groups, or ``None`` when all are (groups built on the host). Groups built on
             the device have a static ``G = batch // n`` rows, the real groups first, then padding.
+        consecutive: the groups are the batch's first ``G·n`` samples in order (what TopoTrainer's sampler makes):
+            their points are a view of the batch, no gather.
     """
 
     index: torch.Tensor
     classes: torch.Tensor
     valid: torch.Tensor | None = None
+    consecutive: bool = False
 
 
 def class_groups(
@@ -212,7 +221,11 @@ def class_groups(
             classes.append(label)
             rows.append(indices[start : start + n])
     return [
-        ClassGroups(torch.tensor(rows, device=labels.device), torch.tensor(classes, device=labels.device))
+        ClassGroups(
+            torch.tensor(rows, device=labels.device),
+            torch.tensor(classes, device=labels.device),
+            consecutive=[i for row in rows for i in row] == list(range(len(rows) * len(rows[0]))),
+        )
         for classes, rows in by_size.values()
     ]
 
@@ -245,14 +258,15 @@ class Densification:
 
     Attributes:
         loss: the scalar :math:`R = \\sum_{\\text{groups}} \\sum_{w} |w - \\beta|`, with gradient.
-        num_groups: 0-dim float tensor, how many groups :math:`R` sums over (divide for the mean per group).
-        death_times: ``[G, k]`` detached death times of each group, sorted; ``NaN`` pads rows that are not groups and
-            the ends of groups smaller than ``k + 1``.
+        num_groups: how many groups :math:`R` sums over (divide for the mean per group): a float, or a 0-dim tensor
+            when the groups were built on the device.
+        death_times: ``[G, k]`` detached death times of each group (in edge order, not sorted); ``NaN`` pads rows
+            that are not groups and the ends of groups smaller than ``k + 1``.
         classes: ``[G]`` class of each row (``-1`` on padding).
     """
 
     loss: torch.Tensor
-    num_groups: torch.Tensor
+    num_groups: torch.Tensor | float
     death_times: torch.Tensor
     classes: torch.Tensor
 
@@ -265,7 +279,7 @@ class Densification:
         parts: dict[int, list[torch.Tensor]] = {}
         for label, row in zip(self.classes.tolist(), self.death_times, strict=True):
             if label >= 0:
-                parts.setdefault(int(label), []).append(row[~row.isnan()])
+                parts.setdefault(int(label), []).append(row[~row.isnan()].sort().values)
         return {label: torch.cat(parts[label]) for label in sorted(parts)}
 
 
@@ -312,29 +326,39 @@ def densification(
         raise no_group()
     if groups[0].valid is not None:
         ensure(groups[0].valid.any(), no_group)
-    clouds = [space[group.index] for group in groups for space in spaces]
-    clouds = [x.float() if x.dtype in (torch.float16, torch.bfloat16) else x for x in clouds]
-    deaths = _death_times(clouds, backend="torch")
-    results = []
-    for s, beta in enumerate(betas):
-        per_size = deaths[s :: len(spaces)]
-        masks = [group.valid for group in groups]
-        loss = sum(
-            ((d - beta).abs().sum() if valid is None else torch.where(valid.unsqueeze(1), (d - beta).abs(), 0.0).sum())
-            for d, valid in zip(per_size, masks, strict=True)
-        )
-        width = max(d.shape[1] for d in per_size)
-        padded = []
-        for d, valid in zip(per_size, masks, strict=True):
-            d = d.detach()
-            if valid is not None:
-                d = torch.where(valid.unsqueeze(1), d, float("nan"))
-            padded.append(torch.nn.functional.pad(d, (0, width - d.shape[1]), value=float("nan")))
-        count = sum(g.index.shape[0] if g.valid is None else g.valid.sum() for g in groups)
-        num_groups = torch.as_tensor(count, dtype=per_size[0].dtype, device=per_size[0].device)
-        classes = torch.cat([g.classes for g in groups])
-        results.append(Densification(loss, num_groups, torch.cat(padded), classes))
-    return results
+    results: list[list] = [[] for _ in spaces]
+    for group in groups:
+        rows, n = group.index.shape
+        if group.consecutive:
+            clouds = [space[: rows * n].reshape(rows, n, -1) for space in spaces]
+        else:
+            clouds = [space.index_select(0, group.index.view(-1)).view(rows, n, -1) for space in spaces]
+        clouds = [x.float() if x.dtype in (torch.float16, torch.bfloat16) else x for x in clouds]
+        losses, deaths = deviation_losses(clouds, _tree_edges(clouds), betas, group.valid)
+        if group.valid is None:
+            count = float(rows)
+        else:
+            count = group.valid.sum().to(deaths[0].dtype)
+            deaths = [torch.where(group.valid.unsqueeze(1), d, float("nan")) for d in deaths]
+        for s in range(len(spaces)):
+            results[s].append(Densification(losses[s], count, deaths[s], group.classes))
+    return [parts[0] if len(parts) == 1 else _merge(parts) for parts in results]
+
+
+def _merge(parts: list[Densification]) -> Densification:
+    """One :class:`Densification` from those of several group sizes (death times NaN-padded to the widest)."""
+    width = max(part.death_times.shape[1] for part in parts)
+    return Densification(
+        loss=sum(part.loss for part in parts),
+        num_groups=sum(part.num_groups for part in parts),
+        death_times=torch.cat(
+            [
+                torch.nn.functional.pad(p.death_times, (0, width - p.death_times.shape[1]), value=math.nan)
+                for p in parts
+            ]
+        ),
+        classes=torch.cat([part.classes for part in parts]),
+    )
 
 
 def _check_beta(beta: float) -> float:

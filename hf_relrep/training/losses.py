@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigurationError, TopologyError
-from ..topology import densification_loss
+from ..topology import densification
 
 
 PLACEMENTS = ("pre", "post", "both")
@@ -64,23 +64,27 @@ class DensificationLoss(nn.Module):
             weight_pre, weight_post: λ at this step (the schedule is the caller's).
         """
         weights = {"pre": weight_pre, "post": weight_post}
-        total, parts = None, {}
-        for space in self.spaces:
-            points = outputs[SPACES[space]]
-            if points is None:
+        spaces = self.spaces
+        for space in spaces:
+            if outputs[SPACES[space]] is None:
                 raise ConfigurationError(
                     f"Densification '{space}' reads the model output {SPACES[space]!r}, which this model does not "
                     "produce (an absolute model has no relative vector): use placement 'pre'."
                 )
-            topo, deaths = densification_loss(
-                points, labels, beta=self.betas[space], samples_per_class=self.group_size, return_death_times=True
-            )
-            groups = sum(len(d) for d in deaths.values()) / (self.group_size - 1)
-            topo = topo / groups
+        # both spaces in one call: one grouping, one spanning-tree computation; no host synchronisation on GPUs
+        results = densification(
+            [outputs[SPACES[space]] for space in spaces],
+            labels,
+            betas=[self.betas[space] for space in spaces],
+            samples_per_class=self.group_size,
+        )
+        total, parts = None, {}
+        for space, result in zip(spaces, results, strict=True):
+            topo = result.loss / result.num_groups
             weighted = weights[space] * topo
             total = weighted if total is None else total + weighted
             parts[f"loss_topo_{space}"] = topo.detach()
-            parts[f"topo_death_median_{space}"] = torch.cat(list(deaths.values())).median().detach()
+            parts[f"topo_death_median_{space}"] = result.median_death_time()
         if total is None:  # pragma: no cover - placement always names a space
             raise TopologyError("No space to densify.")
         return {"loss": total, **parts}

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from transformers import Trainer
 from transformers.trainer_utils import seed_worker
 
+from ..checks import raise_deferred_errors
 from ..errors import ConfigurationError, DataError, TopologyError
 from ..hub import build_model_card
 from .arguments import TopoTrainingArguments
@@ -75,7 +76,8 @@ class TopoTrainer(Trainer):
         )
         self.loss_is_scaled_for_ga = False  # a per-batch mean: Trainer divides by the accumulation steps
         self._topo_sums: dict[str, torch.Tensor] = {}
-        self._topo_count = 0
+        self._topo_keys: tuple[str, ...] = ()
+        self._topo_count, self._topo_weight_sum = 0, 0.0
         self._stats_iterator: Iterator | None = None
 
     # ------------------------------------------------------------------ data
@@ -183,25 +185,29 @@ class TopoTrainer(Trainer):
                 "get_train_dataloader or collator reordering or dropping examples?"
             ) from error
         loss = loss_ce + topo.pop("loss")
-        parts = {"loss_ce": loss_ce.detach(), "topo_weight": torch.tensor(scale), **topo}
-        self._accumulate(parts)
+        self._topo_weight_sum += scale
+        self._accumulate({"loss_ce": loss_ce.detach(), **topo})
         return (loss, outputs) if return_outputs else loss
 
     # ------------------------------------------------------------------ logging
     def _accumulate(self, parts: dict[str, torch.Tensor]) -> None:
-        for key, value in parts.items():
-            value = value.detach().float().cpu()
-            self._topo_sums[key] = self._topo_sums.get(key, torch.zeros(())) + value
+        """Sum the parts on their device, as one stacked tensor: read on the host only at logging steps."""
+        values = torch.stack([value.detach().float() for value in parts.values()])
+        total = self._topo_sums.get("parts")
+        self._topo_sums["parts"] = values if total is None else total + values
+        self._topo_keys = tuple(parts)
         self._topo_count += 1
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._topo_count:
-            for key, total in self._topo_sums.items():
-                value = total / self._topo_count
-                if self.args.world_size > 1:
-                    value = self.accelerator.reduce(value.to(self.args.device), reduction="mean").cpu()
-                logs[key] = round(float(value), 6)
-            self._topo_sums, self._topo_count = {}, 0
+            raise_deferred_errors()  # checks deferred on the device during the steps since the last log
+            means = self._topo_sums["parts"] / self._topo_count
+            if self.args.world_size > 1:
+                means = self.accelerator.reduce(means.to(self.args.device), reduction="mean")
+            for key, value in zip(self._topo_keys, means.tolist(), strict=True):
+                logs[key] = round(value, 6)
+            logs["topo_weight"] = round(self._topo_weight_sum / self._topo_count, 6)
+            self._topo_sums, self._topo_count, self._topo_weight_sum = {}, 0, 0.0
         super().log(logs, start_time)
 
     # ------------------------------------------------------------------ cards
