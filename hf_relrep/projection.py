@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import AnchorError, ConfigurationError, NonFiniteError, StatisticsError
+from .checks import check_finite, ensure
+from .errors import AnchorError, ConfigurationError, StatisticsError
 from .similarities import relative_vectors, similarity_parts, unit_rows  # noqa: F401 (unit_rows: public here too)
 
 
@@ -43,11 +44,8 @@ class NormalizationStatistics:
 
 
 def _check_finite(name: str, tensor: torch.Tensor) -> None:
-    if not torch.isfinite(tensor).all():
-        raise NonFiniteError(
-            f"{name} contain NaN or infinite values; check the backbone's outputs (e.g. a fp16 overflow) "
-            "before the relative transform."
-        )
+    """NonFiniteError at once on CPU; on accelerators deferred, without host synchronisation (hf_relrep.checks)."""
+    check_finite(tensor, name, "check the backbone's outputs (e.g. a fp16 overflow) before the relative transform.")
 
 
 def compute_statistics(samples: torch.Tensor, *, with_covariance: bool = False) -> NormalizationStatistics:
@@ -98,10 +96,12 @@ def _whitener(stats: NormalizationStatistics, shrinkage: float, eps: float):
     if shrinkage > 0.0:
         cov = (1.0 - shrinkage) * cov + shrinkage * (torch.diagonal(cov).mean() * identity)
     chol, info = torch.linalg.cholesky_ex(cov + eps * eps * identity)
-    if info.item() != 0:
-        raise StatisticsError(
+    ensure(  # deferred on accelerators: no host synchronisation per step
+        info == 0,
+        lambda: StatisticsError(
             "The statistics set's covariance is singular (collinear or duplicated latents); set a shrinkage > 0."
-        )
+        ),
+    )
 
     def whiten(x: torch.Tensor) -> torch.Tensor:
         return torch.linalg.solve_triangular(chol, (x - stats.mean).T, upper=False).T
