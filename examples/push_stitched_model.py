@@ -21,23 +21,11 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import hf_relrep  # noqa: F401  (registers the "hf-relrep" model type with the Auto classes)
 from hf_relrep import stitch
 from hf_relrep.data import load_parallel_sentiment
+from hf_relrep.evaluation import predict
 from hf_relrep.metrics import load_metric
 
 
 METRIC_NAMES = {"accuracy": "Accuracy", "f1_weighted": "F1 (weighted)", "mae": "MAE between labels"}
-
-
-def predict(model: torch.nn.Module, tokenizer, texts: Sequence[str], batch_size: int = 64) -> list[int]:
-    """Predicted class ids, in batches."""
-    model.eval()
-    prefix = getattr(model.config, "anchor_text_prefix", "")
-    predictions = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            chunk = [prefix + text for text in texts[start : start + batch_size]]
-            batch = tokenizer(chunk, padding=True, truncation=True, return_tensors="pt")
-            predictions += model(**batch).logits.argmax(-1).tolist()
-    return predictions
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -56,7 +44,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     test = load_parallel_sentiment(language=args.language)["test"]
     if args.limit is not None:
         test = test.select(range(min(args.limit, len(test))))
-    scores = load_metric().compute(predictions=predict(stitched, tokenizer, test["text"]), references=test["label"])
+    prefix = getattr(stitched.config, "anchor_text_prefix", "")  # e5 encoders expect "passage: "
+    predictions = predict(stitched, tokenizer, test["text"], prefix=prefix)
+    scores = load_metric().compute(predictions=predictions, references=test["label"])
     print(", ".join(f"{METRIC_NAMES[key]} {scores[key]:.2f}" for key in METRIC_NAMES))
 
     results = [

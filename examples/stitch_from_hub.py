@@ -14,30 +14,18 @@ then ``hf-relrep evaluate stitched-fr-en --dataset parallel-sentiment --language
 import argparse
 from collections.abc import Sequence
 
-import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_relrep import stitch
 from hf_relrep.data import load_parallel_sentiment
+from hf_relrep.evaluation import predict
 from hf_relrep.metrics import load_metric
 
 
-def evaluate(
-    model: torch.nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
-    labels: Sequence[int],
-    batch_size: int = 64,
-) -> dict[str, float]:
+def evaluate(model, tokenizer, texts: Sequence[str], labels: Sequence[int]) -> dict[str, float]:
     """Accuracy, weighted and macro F1, MAE (x100) of `model` on `texts`."""
-    model.eval()
     prefix = getattr(model.config, "anchor_text_prefix", "")  # e5 encoders expect "passage: "
-    predictions = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            chunk = [prefix + text for text in texts[start : start + batch_size]]
-            batch = tokenizer(chunk, padding=True, truncation=True, return_tensors="pt")
-            predictions += model(**batch).logits.argmax(-1).tolist()
+    predictions = predict(model, tokenizer, texts, prefix=prefix)
     return load_metric().compute(predictions=predictions, references=list(labels))
 
 
