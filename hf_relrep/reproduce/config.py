@@ -13,12 +13,19 @@ LANGUAGES = ("en", "fr")
 
 @dataclass(frozen=True)
 class Method:
-    """One column of the table: how the classifiers represent their inputs and whether they are densified."""
+    """One column of the table: how the classifiers represent their inputs and whether they are densified.
+
+    `anchor_strategy` chooses the anchors among a pool of parallel candidates (`hf_relrep.select_anchors`) instead of
+    taking the dataset's; `translation` stitches through a latent translation fitted on the anchors
+    (`hf_relrep.stitch(..., translation=...)`, for absolute models). See `hf_relrep.reproduce.alignment`.
+    """
 
     representation: str = "relative"
     normalization: str = "robust"
     densify: bool = False
     whiten_shrinkage: float = 0.0
+    anchor_strategy: str | None = None
+    translation: str | None = None
 
 
 METHODS: dict[str, Method] = {
@@ -27,6 +34,8 @@ METHODS: dict[str, Method] = {
     "robust": Method("relative", "robust"),  # standardized by anchor statistics (paper Def. 3.1)
     "robust+topo": Method("relative", "robust", densify=True),  # robust + topological densification
     "whiten": Method("relative", "whiten", whiten_shrinkage=0.5),  # whitened, shrinkage 0.5 (an ablation)
+    "absolute+orthogonal": Method("absolute", "none", translation="orthogonal"),  # absolute, stitched by Procrustes
+    "robust+kmeans": Method("relative", "robust", anchor_strategy="kmeans"),  # robust on k-means medoid anchors
 }
 
 
@@ -142,6 +151,8 @@ PRESETS: dict[str, ReproduceConfig] = {
         topo_weight_pre=1e-2,
         topo_weight_post=9e-2,
         topo_schedule="cyclic",
+        # robust+kmeans chooses among cached features of a parallel pool, which fine-tuned backbones do not have.
+        methods=tuple(name for name in METHODS if name != "robust+kmeans"),
     ),
 }
 

@@ -7,7 +7,6 @@ import os
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,8 @@ from transformers.utils import logging as hf_logging
 from ..evaluation import METRIC_KEYS
 from ..files import atomic_folder, check_output_dir
 from ..metrics import load_metric
-from ..stitching import AbsoluteStitchingWarning, stitch
+from .alignment import anchor_variants, stitch_pair
+from .anchor_sweep import format_sweep, run_anchor_sweep
 from .config import LANGUAGES, METHODS, PRESETS, ReproduceConfig, preset_config
 from .data import load_task_data
 from .features import predict_test_set, prepare_language
@@ -61,6 +61,7 @@ def run_reproduce(
     prepared = time.perf_counter()
     metric = load_metric()
     latent_size = common_latent_size(config, setups)
+    variants = anchor_variants(config, METHODS, data, setups)  # methods that choose their own anchors
 
     runs = []
     scores = {m: {h: {e: {k: [] for k in METRIC_KEYS} for e in LANGUAGES} for h in LANGUAGES} for m in config.methods}
@@ -72,6 +73,7 @@ def run_reproduce(
     ):
         for method_name in config.methods:
             method = METHODS[method_name]
+            method_data, method_setups = variants.get(method_name, (data, setups))
             for seed in range(config.seeds):
                 models = {}
                 for offset, language in enumerate(LANGUAGES):
@@ -79,8 +81,8 @@ def run_reproduce(
                     # and head, and even absolute stitching would look like it works.
                     model_seed = 1000 * offset + seed
                     models[language], info = train_one(
-                        config, method, setups[language], data[language], label_names, language, model_seed,
-                        Path(work_dir), latent_size,
+                        config, method, method_setups[language], method_data[language], label_names, language,
+                        model_seed, Path(work_dir), latent_size,
                     )  # fmt: skip
                     before, after = info.pop("death_times_before", None), info.pop("death_times", None)
                     if seed == 0 and after:
@@ -89,9 +91,7 @@ def run_reproduce(
                     progress.update()
                 for head in LANGUAGES:
                     for encoder in LANGUAGES:
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore", AbsoluteStitchingWarning)
-                            stitched = stitch(encoder_from=models[encoder], head_from=models[head], share_weights=True)
+                        stitched = stitch_pair(method, models, method_setups, method_data, encoder, head)
                         predictions = predict_test_set(stitched, setups[encoder], data[encoder])
                         result = metric.compute(predictions=predictions, references=data[encoder].test_labels)
                         for key in METRIC_KEYS:
@@ -164,6 +164,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder-fr", help="French backbone: offline name, folder or Hub id")
     parser.add_argument("--epochs", type=float, help="training epochs per model")
     parser.add_argument("--allow-pickle", action="store_true", help="let backbones load pickle checkpoints")
+    parser.add_argument(
+        "--anchor-sweep",
+        action="store_true",
+        help="instead of the table: stitched accuracy of robust models for k in {16, ..., 768} anchors chosen by "
+        "random, kmeans and fps selection (writes anchor_sweep.json/.txt/.png)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
@@ -191,6 +197,9 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
 def run_from_args(args: argparse.Namespace) -> int:
     """Run `hf-relrep reproduce` from parsed arguments and print the report."""
     config = config_from_args(args)
+    if getattr(args, "anchor_sweep", False):
+        print(format_sweep(run_anchor_sweep(config, args.out, overwrite=args.overwrite)))
+        return 0
     results = run_reproduce(config, args.out, overwrite=args.overwrite)
     print(report(results))
     return 0
