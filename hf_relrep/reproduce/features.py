@@ -1,28 +1,32 @@
 """What the models of one language read: the backbone and tokenizer, cached pooled features, or tokenized text.
 
 With a frozen backbone (the quick preset), the pooled backbone outputs of the training, test and anchor texts are
-computed once and cached on disk (``hf_relrep.zoo.cache_root() / "embeddings"``), keyed by the encoder's files, the
-pooling, the prefix, the truncation length and the texts; the models then train and predict on those features.
-Otherwise they read tokenized text.
+computed once and cached on disk (``hf_relrep.zoo.cache_root() / "embeddings"``), keyed by the content of the
+encoder's files, the pooling, the prefix, the truncation length and the texts, and verified when read; the models then
+train and predict on those features. Otherwise they read tokenized text.
 """
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from huggingface_hub import try_to_load_from_cache
+from transformers import AutoTokenizer
 
+from ..cache import folder_key, read_entry, write_entry
 from ..evaluation import predict, predict_features
-from ..modeling import without_pooler
+from ..modeling.loading import load_backbone
 from ..zoo import cache_root, embed_texts, find_offline_encoder, offline_encoder
 from .config import ReproduceConfig
 from .data import LanguageData
+
+
+#: Bumped when what an entry holds changes for the same inputs (e.g. how texts are pooled).
+CACHE_FORMAT = 2
 
 
 def resolve_encoder(name_or_path: str) -> str:
@@ -37,35 +41,44 @@ def embedding_cache_dir() -> Path:
 
 
 def encoder_fingerprint(path: str) -> str:
-    """What identifies an encoder's weights for the cache: its folder, weight file sizes and config; else the id."""
+    """What identifies an encoder for the cache: the content of all its files (`hf_relrep.cache.folder_key`).
+
+    A folder is hashed file by file (each file once per size, modification time and inode); a Hub id downloaded into
+    the Hub cache uses that snapshot (whose weights are named by the Hub's sha256). Weights changed in place therefore
+    give new embeddings, never stale ones. A Hub id that is not downloaded falls back to its name.
+    """
     folder = Path(path)
-    if folder.is_dir():
-        stamp = [(p.name, p.stat().st_size) for p in sorted(folder.glob("*.safetensors"))]
-        stamp.append(
-            ("config.json", (folder / "config.json").read_text() if (folder / "config.json").exists() else "")
-        )
-        return json.dumps([str(folder.resolve()), stamp])
-    return path
+    if not folder.is_dir():
+        cached = try_to_load_from_cache(path, "config.json")
+        if not isinstance(cached, str):
+            return path
+        folder = Path(cached).parent
+    return folder_key(folder, memo_dir=cache_root())
 
 
 def cached_embeddings(
     backbone, tokenizer, texts: Sequence[str], *, encoder_path: str, pooling: str, prefix: str, max_length: int,
     description: str,
 ) -> torch.Tensor:  # fmt: skip
-    """Pooled backbone outputs of `texts`, from the on-disk cache when the same encoder embedded the same texts."""
+    """Pooled backbone outputs of `texts`, from the on-disk cache when the same encoder embedded the same texts.
+
+    Entries are keyed by the encoder's content (`encoder_fingerprint`), the pooling, prefix, truncation length and
+    texts, and carry a checksum of their payload: an unreadable or altered entry is removed and rebuilt with a warning
+    (`hf_relrep.cache.read_entry`). Writes are atomic, so concurrent runs are safe.
+    """
     key = hashlib.sha256(
-        json.dumps([encoder_fingerprint(encoder_path), pooling, prefix, max_length, list(texts)]).encode()
-    ).hexdigest()[:32]
-    path = embedding_cache_dir() / f"{key}.safetensors"
-    if path.exists():
-        return load_file(path)["embeddings"]
+        json.dumps(
+            [CACHE_FORMAT, encoder_fingerprint(encoder_path), pooling, prefix, max_length, list(texts)]
+        ).encode()
+    ).hexdigest()
+    path = embedding_cache_dir() / f"{key[:32]}.safetensors"
+    entry = read_entry(path, key=key)
+    if entry is not None and "embeddings" in entry:
+        return entry["embeddings"]
     embeddings = embed_texts(
         backbone, tokenizer, list(texts), pooling=pooling, prefix=prefix, max_length=max_length, show_progress=True
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".tmp{os.getpid()}")
-    save_file({"embeddings": embeddings.contiguous()}, temporary, metadata={"description": description})
-    os.replace(temporary, path)  # atomic: an interrupted run never leaves a half-written cache file
+    write_entry(path, {"embeddings": embeddings}, key=key, description=description)
     return embeddings
 
 
@@ -91,9 +104,8 @@ class LanguageSetup:
 def prepare_language(config: ReproduceConfig, language: str, data: LanguageData) -> LanguageSetup:
     """Load `language`'s backbone and tokenizer; with a frozen backbone, embed (or read from cache) all its texts."""
     path = resolve_encoder(config.encoders[language])
-    kwargs = {} if not config.allow_pickle else {"use_safetensors": False}
-    backbone_config = AutoConfig.from_pretrained(path)
-    backbone = AutoModel.from_pretrained(path, **without_pooler(backbone_config), **kwargs)
+    # Safetensors only (pickle with --allow-pickle), Hub downloads checked against the Hub's checksums.
+    backbone = load_backbone(path, use_safetensors=False if config.allow_pickle else None)
     tokenizer = AutoTokenizer.from_pretrained(path)
     max_length = min(config.max_length, tokenizer.model_max_length)  # never past the backbone's positions
     setup = LanguageSetup(

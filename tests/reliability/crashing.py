@@ -58,7 +58,7 @@ def _install_counter(limit: int, report_fd: int | None = None) -> None:
     safetensors.torch.save_file = counted(safetensors.torch.save_file)
 
 
-def _wait(pid: int, timeout: float = 120.0) -> int:
+def wait_child(pid: int, timeout: float = 120.0) -> int:
     deadline = time.monotonic() + timeout
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -93,7 +93,7 @@ def run_until_step(action: Callable[[], None], step: int) -> int:
     pid = os.fork()
     if pid == 0:
         _child(action, step)
-    return _wait(pid)
+    return wait_child(pid)
 
 
 def count_steps(action: Callable[[], None]) -> int:
@@ -108,7 +108,7 @@ def count_steps(action: Callable[[], None]) -> int:
     while chunk := os.read(read_fd, 4096):
         count += len(chunk)
     os.close(read_fd)
-    assert _wait(pid) == 0, "the write failed without any crash"
+    assert wait_child(pid) == 0, "the write failed without any crash"
     return count
 
 
@@ -120,7 +120,7 @@ def run_killed_after(action: Callable[[], None], seconds: float) -> int:
     time.sleep(seconds)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    return _wait(pid)
+    return wait_child(pid)
 
 
 def snapshot(folder: str | os.PathLike) -> dict[str, str] | None:
