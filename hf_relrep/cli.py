@@ -386,6 +386,22 @@ def _add_reproduce_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=reproduce.run_from_args)
 
 
+def _add_reproduce_vision_parser(subparsers: Any) -> None:
+    from .reproduce import vision
+
+    doc = (vision.__doc__ or "").strip()
+    parser = subparsers.add_parser(
+        "reproduce-vision",
+        help=doc.splitlines()[0],
+        description=doc,
+        formatter_class=_HelpFormatter,
+        epilog="example:\n  hf-relrep reproduce-vision --seeds 0 --methods absolute robust",
+    )
+    vision.add_vision_arguments(parser)
+    parser.add_argument("--quiet", action="store_true", help="Print only the table.")
+    parser.set_defaults(handler=vision.run_vision_from_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``hf-relrep`` argument parser with its subcommands."""
     parser = argparse.ArgumentParser(
@@ -408,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_push_parser(subparsers)
     _add_evaluate_parser(subparsers)
     _add_reproduce_parser(subparsers)
+    _add_reproduce_vision_parser(subparsers)
     return parser
 
 

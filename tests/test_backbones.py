@@ -497,3 +497,21 @@ def test_audio_anchors_at_another_sampling_rate_are_refused(folders):
         RelativeModelForAudioClassification.from_backbone_pretrained(
             str(folders["wav2vec2"]), anchor_audio=ANCHORS["audio"], sampling_rate=8000, num_labels=2
         )
+
+
+def test_image_anchors_are_processed_once_while_training(folders):
+    class CountingProcessor:
+        def __init__(self, processor):
+            self.processor, self.calls = processor, 0
+
+        def __call__(self, *args, **kwargs):
+            self.calls += 1
+            return self.processor(*args, **kwargs)
+
+    model = build(BY_NAME["vit"], folders["vit"]).train()
+    inputs = batch(model, RAW_INPUTS["image"])
+    model.encoder.processor = counting = CountingProcessor(model.processor)
+    model.encoder._anchor_input_cache = None
+    for _ in range(3):  # the backbone trains: the anchors are re-embedded every step, from the same pixels
+        model(**inputs, labels=torch.tensor([0, 1, 2, 0])).loss.backward()
+    assert counting.calls == 1

@@ -27,6 +27,8 @@ from .outputs import RelativeModelOutput
 
 
 ANCHOR_CHUNK_SIZE = 64
+# Processed image/audio anchors are kept for reuse (train mode re-embeds them every step) up to this many bytes.
+ANCHOR_INPUT_CACHE_BYTES = 256 * 2**20
 
 
 def backbone_init_kwargs(config: RelativeEncoderConfig) -> dict[str, Any]:
@@ -90,6 +92,7 @@ class RelativeModel(RelativePreTrainedModel):
         self._anchor_latent_cache: torch.Tensor | None = None
         self._anchor_feature_cache: torch.Tensor | None = None
         self._anchor_feature_override: torch.Tensor | None = None
+        self._anchor_input_cache: list[tuple[list[int], dict[str, torch.Tensor]]] | None = None
         self._forward_calls = 0
         self.post_init()
 
@@ -139,6 +142,7 @@ class RelativeModel(RelativePreTrainedModel):
             )
         self.modality.attach(self, anchors, processor, options)
         self.processor = processor
+        self._anchor_input_cache = None
         if self.modality.stores_arrays:
             self.config.anchor_texts = None
             self.config.anchor_count = len(anchors)
@@ -229,13 +233,31 @@ class RelativeModel(RelativePreTrainedModel):
                 f"{self.modality.anchor_argument}=[...]) or call model.set_anchors(anchors, processor)."
             )
         features, order = [], []
-        for indices, inputs in self.modality.anchor_batches(self, ANCHOR_CHUNK_SIZE):
+        for indices, inputs in self._anchor_inputs():
             features.append(self.backbone_features(inputs)[0])
             order.extend(indices)
         features = torch.cat(features)
         if order != list(range(len(order))):
             features = features[torch.as_tensor(order, device=features.device).argsort()]
         return features
+
+    def _anchor_inputs(self):
+        """The modality's anchor batches; image and audio ones processed once and kept (up to a memory budget)."""
+        if self._anchor_input_cache is not None:
+            for indices, inputs in self._anchor_input_cache:
+                yield indices, {key: value.to(self.device) for key, value in inputs.items()}
+            return
+        cache, size = [], 0
+        for indices, inputs in self.modality.anchor_batches(self, ANCHOR_CHUNK_SIZE):
+            if cache is not None and self.modality.stores_arrays:
+                size += sum(value.numel() * value.element_size() for value in inputs.values())
+                if size <= ANCHOR_INPUT_CACHE_BYTES:
+                    cache.append((indices, inputs))
+                else:
+                    cache = None
+            yield indices, inputs
+        if cache is not None and self.modality.stores_arrays:
+            self._anchor_input_cache = cache
 
     def anchor_latents(self) -> torch.Tensor:
         """The anchor latents ``[num_anchors, latent_size]``, from cache when the weights cannot have changed."""
@@ -298,6 +320,7 @@ class RelativeModel(RelativePreTrainedModel):
             )
         self.raw_anchors = anchors
         self.anchor_options = self.modality.options_from_metadata(metadata)
+        self._anchor_input_cache = None
         if self.processor is None:
             self.processor = self.modality.load_processor(source, **_processor_hub_kwargs(hub_kwargs))
         self.modality.check_processor(self.processor)
