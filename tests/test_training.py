@@ -269,16 +269,14 @@ def test_lora_wrapped_relative_model_trains_and_saves(backbone_dir, tokenizer, t
 def test_bad_input_gives_clear_errors(backbone_dir, tokenizer, tmp_path):
     model = make_model(backbone_dir)
     no_labels = make_dataset(tokenizer, 16).remove_columns("label")
-    trainer = TopoTrainer(model=model, args=make_args(tmp_path), train_dataset=no_labels, processing_class=tokenizer)
-    with pytest.raises(DataError, match="'labels' or 'label'"):
-        trainer.get_train_dataloader()
+    with pytest.raises(DataError, match="'labels' or 'label'"):  # at construction, not when training starts
+        TopoTrainer(model=model, args=make_args(tmp_path), train_dataset=no_labels, processing_class=tokenizer)
 
-    trainer = TopoTrainer(
-        model=model, args=make_args(tmp_path, topo_samples_per_class=40), train_dataset=make_dataset(tokenizer, 16),
-        processing_class=tokenizer,
-    )  # fmt: skip
     with pytest.raises(DataError, match="topo_samples_per_class"):
-        trainer.train()
+        TopoTrainer(
+            model=model, args=make_args(tmp_path, topo_samples_per_class=40), train_dataset=make_dataset(tokenizer, 16),
+            processing_class=tokenizer,
+        )  # fmt: skip
 
     trainer = TopoTrainer(model=model, args=make_args(tmp_path), train_dataset=make_dataset(tokenizer, 16))
     collator = DataCollatorWithPadding(tokenizer)

@@ -1,6 +1,7 @@
 """What one `hf-relrep reproduce` run depends on: the methods (the table's columns), the settings and the presets."""
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +112,37 @@ class ReproduceConfig:
             raise ConfigurationError(f"seeds must be ≥ 1, got {self.seeds}.")
         if set(self.encoders) != set(LANGUAGES):
             raise ConfigurationError(f"Give one encoder per language {LANGUAGES}, got {sorted(self.encoders)}.")
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        """Every numeric setting finite and in range: a run of zero steps must not write a results table."""
+        optional = {"backbone_learning_rate": self.backbone_learning_rate, "beta_pre": self.beta_pre,
+                    "beta_post": self.beta_post}  # fmt: skip
+        floats = {
+            "epochs": (self.epochs, True),
+            "learning_rate": (self.learning_rate, True),
+            "weight_decay": (self.weight_decay, False),
+            "topo_weight_pre": (self.topo_weight_pre, False),
+            "topo_weight_post": (self.topo_weight_post, False),
+            "beta_scale": (self.beta_scale, False),
+            **{name: (value, name.endswith("rate")) for name, value in optional.items() if value is not None},
+        }
+        for name, (value, strict) in floats.items():
+            if not _finite(value) or value < 0 or (strict and value == 0):
+                raise ConfigurationError(f"{name} must be a finite number {'>' if strict else '≥'} 0, got {value!r}.")
+        integers = {
+            "seeds": (self.seeds, 1),
+            "max_length": (self.max_length, 1),
+            "samples_per_class": (self.samples_per_class, 2),
+            "num_anchors": (self.num_anchors, 2),
+            "train_size": (self.train_size, 1),
+            "test_size": (self.test_size, 1),
+            "group_size": (self.group_size, 2),
+            "classes_per_batch": (self.classes_per_batch, 2),
+        }
+        for name, (value, low) in integers.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise ConfigurationError(f"{name} must be an integer ≥ {low}, got {value!r}.")
 
     def pooling_for(self, language: str) -> str:
         """The pooling of `language`'s backbone: `pooling`, else the offline encoder's own, else ``"mean"``."""
@@ -125,6 +157,10 @@ class ReproduceConfig:
             return self.prefixes[language]
         spec = find_offline_encoder(self.encoders[language])
         return spec.prefix if spec is not None else ""
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 PRESETS: dict[str, ReproduceConfig] = {

@@ -1,5 +1,6 @@
 """`TopoTrainingArguments`: `TrainingArguments` plus the densification settings, validated early."""
 
+import math
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -66,8 +67,11 @@ class TopoTrainingArguments(TrainingArguments):
                 f"topo_group_size must lie in [2, topo_samples_per_class={self.topo_samples_per_class}], got "
                 f"{self.topo_group_size}."
             )
-        if min(self.topo_beta_pre, self.topo_beta_post, self.topo_weight_pre, self.topo_weight_post) < 0:
-            raise ConfigurationError("topo_beta_* and topo_weight_* must be ≥ 0.")
+        numbers = {name: getattr(self, name) for name in ("topo_beta_pre", "topo_beta_post", "topo_weight_pre",
+                                                           "topo_weight_post")}  # fmt: skip
+        bad = {name: value for name, value in numbers.items() if not (math.isfinite(value) and value >= 0)}
+        if bad:
+            raise ConfigurationError(f"topo_beta_* and topo_weight_* must be finite and ≥ 0, got {bad}.")
         if not 0.0 < self.topo_schedule_ramp_ratio <= 1.0 or self.topo_schedule_cycles < 1:
             raise ConfigurationError("topo_schedule_ramp_ratio must lie in (0, 1] and topo_schedule_cycles be ≥ 1.")
 

@@ -51,6 +51,26 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
                 f"{len(eligible)} classes have {samples_per_class} examples (class counts {counts}). Lower "
                 "topo_classes_per_batch or topo_samples_per_class, or add data."
             )
+        if len(self.classes) < 2:
+            raise DataError(
+                f"The train dataset holds a single class ({self.classes[0] if self.classes else 'none'}, "
+                f"{len(self.labels)} examples): a classifier needs examples of at least 2 classes. Check the labels "
+                "column (a filter or a split that kept one class?)."
+            )
+        never = {c: counts[c] for c in self.classes if counts[c] < samples_per_class}
+        if never:
+            raise DataError(
+                f"Class(es) {sorted(never)} have fewer examples than topo_samples_per_class={samples_per_class} "
+                f"(counts {never}): class-balanced batches would never include them, so the model would never be "
+                f"trained on them. Lower topo_samples_per_class to {min(never.values())} or less (≥ 2), or add "
+                "examples of those classes, or drop them from the dataset and the labels."
+            )
+        if self.classes_per_batch < 2:
+            raise DataError(
+                f"topo_classes_per_batch={self.classes_per_batch}: every batch would hold one class, so the "
+                "classification loss would see a single label per step. Set topo_classes_per_batch ≥ 2 (or None for "
+                "every class)."
+            )
         self.seed, self.num_replicas, self.rank, self.epoch = seed, num_replicas, rank, 0
         if len(self._global_batches(0)) < num_replicas:
             raise DataError(

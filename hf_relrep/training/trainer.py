@@ -75,6 +75,8 @@ class TopoTrainer(Trainer):
             group_size=self.args.topo_group_size or self.args.topo_samples_per_class,
         )
         self.loss_is_scaled_for_ga = False  # a per-batch mean: Trainer divides by the accumulation steps
+        if self.train_dataset is not None:
+            self._batch_sampler()  # DataError now (one class, a class never sampled, ...), not at train() or never
         self._topo_sums: dict[str, torch.Tensor] = {}
         self._topo_keys: tuple[str, ...] = ()
         self._topo_count, self._topo_weight_sum = 0, 0.0
@@ -92,6 +94,17 @@ class TopoTrainer(Trainer):
             f"{columns or 'no named columns'}."
         )
 
+    def _batch_sampler(self) -> ClassBalancedBatchSampler:
+        """The class-balanced batches of the train dataset; `DataError` when the dataset cannot give them."""
+        return ClassBalancedBatchSampler(
+            self._train_labels(),
+            classes_per_batch=self.args.topo_classes_per_batch,
+            samples_per_class=self.args.topo_samples_per_class,
+            seed=self.args.seed,
+            num_replicas=self.args.world_size,
+            rank=self.args.process_index,
+        )
+
     def _stats_batch_size(self) -> int:
         if self.args.topo_stats_batch_size is not None:
             return self.args.topo_stats_batch_size
@@ -100,14 +113,7 @@ class TopoTrainer(Trainer):
     def get_train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
             raise DataError("TopoTrainer: training requires a train_dataset.")
-        sampler = ClassBalancedBatchSampler(
-            self._train_labels(),
-            classes_per_batch=self.args.topo_classes_per_batch,
-            samples_per_class=self.args.topo_samples_per_class,
-            seed=self.args.seed,
-            num_replicas=self.args.world_size,
-            rank=self.args.process_index,
-        )
+        sampler = self._batch_sampler()
         dataset, collator = self.train_dataset, self.data_collator
         if isinstance(dataset, datasets.Dataset):
             dataset = self._remove_unused_columns(dataset, description="Training")
