@@ -14,6 +14,7 @@ from transformers import AutoConfig, PreTrainedModel
 from .configuration import RelativeEncoderConfig
 from .errors import StitchingError
 from .modeling import RelativeClassifierBase, RelativeModelForSequenceClassification, relative_classifier_class
+from .modeling.loading import check_source
 from .modeling.translated import TranslatedModelForSequenceClassification
 from .similarity import compare_latents
 
@@ -60,6 +61,7 @@ def load_relative_model(
                 "RelativeModelForSequenceClassification.from_backbone_pretrained(...) and train its head first."
             )
         return source
+    check_source(source, "model")  # a missing folder is named, not looked up on the Hub
     config = AutoConfig.from_pretrained(source, revision=revision, token=token)
     if not isinstance(config, RelativeEncoderConfig):
         raise StitchingError(
@@ -120,7 +122,13 @@ def check_stitchable(encoder_config: RelativeEncoderConfig, head_config: Relativ
             f"The encoder model has {encoder_config.num_anchors} anchors but the head reads {head_config.num_anchors}"
             " relative coordinates. Both models must use the same parallel anchor set."
         )
-    same_texts = encoder_config.anchor_fingerprint == head_config.anchor_fingerprint
+    # The same raw anchors: equal texts (the fingerprint also covers each model's token ids, which differ between
+    # tokenizers), or for image/audio anchors the same fingerprint of the raw arrays.
+    same_texts = (
+        encoder_config.anchor_texts == head_config.anchor_texts
+        if encoder_config.anchor_texts is not None
+        else encoder_config.anchor_fingerprint == head_config.anchor_fingerprint
+    )
     declared = encoder_config.anchor_set_id is not None and encoder_config.anchor_set_id == head_config.anchor_set_id
     if not (same_texts or declared):
         raise StitchingError(
