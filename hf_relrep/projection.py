@@ -11,6 +11,7 @@ cosines, latents and anchors may be normalized with the statistics of a referenc
 - ``"whiten"``: ``ẑ = L⁻¹(z − μ_B)`` with ``Σ_B = LLᵀ``; invariant to every invertible affine map ``z ↦ Mz + h``.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -48,11 +49,47 @@ def _check_finite(name: str, tensor: torch.Tensor) -> None:
     check_finite(tensor, name, "check the backbone's outputs (e.g. a fp16 overflow) before the relative transform.")
 
 
+def working_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """The dtype statistics and cosines are computed in: float32, or float64 when an input is float64.
+
+    Half-precision latents overflow when squared (fp16 tops out at 65504, so |z| ≈ 256 already does) and half-precision
+    linear algebra is missing on CPU; inputs are upcast for the computation and results cast back.
+    """
+    dtype = torch.float32
+    for tensor in tensors:
+        if tensor.is_floating_point():
+            dtype = torch.promote_types(dtype, tensor.dtype)
+    return dtype
+
+
+def check_settings(*, eps: float, shrinkage: float = 0.0, momentum: float | None = None) -> None:
+    """Refuse numeric settings outside their range: ``eps > 0`` finite, ``shrinkage ∈ [0, 1]``, ``momentum ∈ (0, 1]``.
+
+    Raises:
+        ConfigurationError: naming the setting, the value and the valid range.
+    """
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+        raise ConfigurationError(f"eps must be a finite number > 0 (e.g. 1e-5), got {eps!r}.")
+    if not (isinstance(shrinkage, (int, float)) and 0.0 <= shrinkage <= 1.0):
+        raise ConfigurationError(f"shrinkage must lie in [0, 1] (0 keeps exact affine invariance), got {shrinkage!r}.")
+    if momentum is not None and not (isinstance(momentum, (int, float)) and 0.0 < momentum <= 1.0):
+        raise ConfigurationError(f"momentum must lie in (0, 1] (the paper's code uses 0.3), got {momentum!r}.")
+
+
+def _rescaled(stats: NormalizationStatistics, scale: torch.Tensor) -> NormalizationStatistics:
+    """The statistics of the set divided by `scale` (a scalar or per dimension): μ/s, σ²/s², Σ/(s sᵀ)."""
+    scale = scale.expand_as(stats.mean)
+    cov = None if stats.cov is None else stats.cov / scale[:, None] / scale[None, :]
+    return NormalizationStatistics(stats.mean / scale, stats.var / scale.square(), cov, stats.num_samples)
+
+
 def compute_statistics(samples: torch.Tensor, *, with_covariance: bool = False) -> NormalizationStatistics:
     """Mean, per-dimension variance and optionally covariance of a statistics set.
 
     ``μ = (1/n) Σ_j b_j``, ``σ² = (1/n) Σ_j (b_j − μ)²``, ``Σ = (1/n) Σ_j (b_j − μ)(b_j − μ)ᵀ`` (biased estimates;
-    a common scale factor does not change any cosine).
+    a common scale factor does not change any cosine). Computed in float32 (float64 for float64 samples) on samples
+    divided per dimension by their largest magnitude, then scaled back: half-precision samples and magnitudes up to
+    ~1e19 (whose squares still fit in float32) give exact statistics. The result is float32 (or float64).
 
     Args:
         samples: ``[n, d]`` the statistics set B.
@@ -65,11 +102,15 @@ def compute_statistics(samples: torch.Tensor, *, with_covariance: bool = False) 
             f"Normalization statistics need at least 2 samples, got {samples.shape[0]}. With stats='batch', "
             "use batches of 2 or more, or switch to stats='anchors' or 'running' for single-example inference."
         )
-    mean = samples.mean(0)
-    centered = samples - mean
+    samples = samples.to(working_dtype(samples))
+    scale = samples.detach().abs().amax(0)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    unit = samples / scale
+    mean = unit.mean(0)
+    centered = unit - mean
     var = centered.square().mean(0)
     cov = centered.T @ centered / samples.shape[0] if with_covariance else None
-    return NormalizationStatistics(mean=mean, var=var, cov=cov, num_samples=samples.shape[0])
+    return _rescaled(NormalizationStatistics(mean, var, cov, samples.shape[0]), 1.0 / scale)
 
 
 def _standardizer(stats: NormalizationStatistics, eps: float, scale: torch.Tensor):
@@ -192,34 +233,56 @@ def relative_transform(
             f"Latents have dimension {latents.shape[1]} but anchors have {anchor_latents.shape[1]}: embed the anchors "
             "with the same encoder (and pooling) as the inputs."
         )
+    check_settings(eps=eps, shrinkage=shrinkage)
     _check_finite("Latents", latents)
     _check_finite("Anchor latents", anchor_latents)
+    out_dtype = torch.promote_types(latents.dtype, anchor_latents.dtype)
+    dtype = working_dtype(latents, anchor_latents)
+    latents, anchor_latents = latents.to(dtype), anchor_latents.to(dtype)
 
     if normalization == "none":
-        normalize = None
-    else:
-        if isinstance(stats, NormalizationStatistics):
-            statistics = stats
-        elif stats == "anchors":
-            statistics = compute_statistics(anchor_latents, with_covariance=normalization == "whiten")
-        elif stats == "batch":
-            statistics = compute_statistics(latents, with_covariance=normalization == "whiten")
-        else:
-            raise ConfigurationError(
-                f"Unknown stats={stats!r}; choose 'anchors', 'batch' or pass NormalizationStatistics."
-            )
-        if statistics.mean.shape[-1] != latents.shape[1]:
-            raise StatisticsError(
-                f"Statistics have dimension {statistics.mean.shape[-1]}, latents have {latents.shape[1]}."
-            )
-        if normalization == "robust":
-            normalize = _standardizer(statistics, eps, _magnitude(statistics, stats, latents, anchor_latents))
-        else:
-            normalize = _whitener(statistics, shrinkage, eps)
+        return relative_vectors(latents, anchor_latents, similarity, eps=eps).to(out_dtype)
 
-    if normalize is not None:
-        latents, anchor_latents = normalize(latents), normalize(anchor_latents)
-    return relative_vectors(latents, anchor_latents, similarity, eps=eps, normalized=normalization != "none")
+    if isinstance(stats, NormalizationStatistics):
+        statistics = NormalizationStatistics(
+            stats.mean.to(dtype), stats.var.to(dtype), None if stats.cov is None else stats.cov.to(dtype),
+            stats.num_samples,
+        )  # fmt: skip
+        for name in ("mean", "var", "cov"):
+            if getattr(statistics, name) is not None:
+                _check_finite(f"Normalization statistics ({name})", getattr(statistics, name))
+        magnitude = (statistics.mean.abs() + statistics.var.clamp(min=0).sqrt()).detach()
+    elif stats in STATISTICS_SOURCES:
+        statistics = None
+        magnitude = (anchor_latents if stats == "anchors" else latents).detach().abs().amax(0)
+    else:
+        raise ConfigurationError(
+            f"Unknown stats={stats!r}; choose 'anchors', 'batch' or pass NormalizationStatistics."
+        )
+    if magnitude.shape[-1] != latents.shape[1]:
+        raise StatisticsError(f"Statistics have dimension {magnitude.shape[-1]}, latents have {latents.shape[1]}.")
+    # Divide everything by the statistics set's magnitude before any square: per dimension for "robust" (invariant to
+    # it), by one number for "whiten" (its shrinkage target is not invariant to per-dimension scales).
+    scale = torch.where(magnitude > 0, magnitude, torch.ones_like(magnitude))
+    if normalization == "whiten":
+        scale = scale.amax()
+    latents, anchor_latents = latents / scale, anchor_latents / scale
+    if statistics is None:
+        samples = anchor_latents if stats == "anchors" else latents
+        statistics = compute_statistics(samples, with_covariance=normalization == "whiten")
+    else:
+        statistics = _rescaled(statistics, scale)
+    if normalization == "robust":
+        normalize = _standardizer(statistics, eps, _magnitude(statistics, stats, latents, anchor_latents))
+    else:
+        # One more global factor: unit mean variance, so that the eps² ridge of the Cholesky is relative to Σ.
+        spread = statistics.var.detach().mean().sqrt()
+        spread = torch.where(spread > 0, spread, torch.ones_like(spread))
+        latents, anchor_latents, statistics = latents / spread, anchor_latents / spread, _rescaled(statistics, spread)
+        normalize = _whitener(statistics, shrinkage, eps)
+    latents, anchor_latents = normalize(latents), normalize(anchor_latents)
+    relative = relative_vectors(latents, anchor_latents, similarity, eps=eps, normalized=True)
+    return relative.to(out_dtype)
 
 
 class RelativeProjection(nn.Module):
@@ -254,6 +317,7 @@ class RelativeProjection(nn.Module):
         super().__init__()
         parts = similarity_parts(similarity)
         self.similarity = similarity if isinstance(similarity, str) else parts
+        check_settings(eps=eps, shrinkage=shrinkage, momentum=momentum)
         if normalization not in NORMALIZATIONS:
             raise ConfigurationError(f"Unknown normalization {normalization!r}; choose one of {NORMALIZATIONS}.")
         if stats not in STATISTICS_SOURCES + ("running",):
@@ -261,9 +325,19 @@ class RelativeProjection(nn.Module):
         self.normalization, self.stats, self.momentum = normalization, stats, momentum
         self.shrinkage, self.eps = shrinkage, eps
         if stats == "running" and normalization != "none":
-            self.register_buffer("running_mean", torch.zeros(latent_size))
-            self.register_buffer("running_cov", torch.eye(latent_size))
+            # float32 at least, also in a half-precision model (see `_apply`): a variance of |z| ≈ 300 overflows fp16.
+            self.register_buffer("running_mean", torch.zeros(latent_size, dtype=torch.float32))
+            self.register_buffer("running_cov", torch.eye(latent_size, dtype=torch.float32))
             self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
+
+    def _apply(self, fn, recurse: bool = True):
+        """As `nn.Module._apply` (``.to()``, ``.half()``, ...), but the running statistics stay float32 or wider."""
+        super()._apply(fn, recurse)
+        for name in ("running_mean", "running_cov"):
+            buffer = self._buffers.get(name)
+            if buffer is not None and buffer.is_floating_point() and buffer.dtype in (torch.float16, torch.bfloat16):
+                self._buffers[name] = buffer.float()
+        return self
 
     def reset_running_stats(self) -> None:
         """Forget the running estimates (mean 0, identity covariance)."""
@@ -275,7 +349,12 @@ class RelativeProjection(nn.Module):
     @torch.no_grad()
     def update_running_stats(self, samples: torch.Tensor) -> None:
         """Fold the statistics of `samples` ``[n, d]`` into the running estimates (what a statistics sub-batch does)."""
-        estimate = compute_statistics(samples.detach().to(self.running_mean.dtype), with_covariance=True)
+        _check_finite("Statistics samples", samples)
+        estimate = compute_statistics(samples.detach(), with_covariance=True)
+        estimate = NormalizationStatistics(
+            estimate.mean.to(self.running_mean.dtype), estimate.var, estimate.cov.to(self.running_cov.dtype)
+        )
+        _check_finite(f"Running statistics (kept in {self.running_cov.dtype})", estimate.cov)
         if self.num_batches_tracked.item() == 0:
             self.running_mean.copy_(estimate.mean)
             self.running_cov.copy_(estimate.cov)
