@@ -402,6 +402,20 @@ def _add_reproduce_vision_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=vision.run_vision_from_args)
 
 
+def _add_study_parser(subparsers: Any) -> None:
+    from .study import cli as study_cli
+
+    parser = subparsers.add_parser(
+        "study",
+        help="Studies around the method: invariance, batch-stats, densification (results, tables, plots).",
+        description=study_cli.DESCRIPTION,
+        formatter_class=_HelpFormatter,
+        epilog=study_cli.EXAMPLES,
+    )
+    study_cli.add_arguments(parser)
+    parser.set_defaults(handler=study_cli.run_from_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``hf-relrep`` argument parser with its subcommands."""
     parser = argparse.ArgumentParser(
@@ -425,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_parser(subparsers)
     _add_reproduce_parser(subparsers)
     _add_reproduce_vision_parser(subparsers)
+    _add_study_parser(subparsers)
     return parser
 
 

@@ -46,8 +46,8 @@ def batch_sensitivity(
 
     Args:
         predict: maps a ``[b]`` tensor of input indices (one batch) to ``[b]`` predicted classes.
-        labels: ``[n]`` true labels of the inputs (n divisible by every batch size keeps all batches full; a last
-            smaller batch is dropped and its inputs are not scored in that draw).
+        labels: ``[n]`` true labels of the inputs. Every batch is full: a last partial batch is filled up with other
+            inputs, whose predictions in that batch are not counted.
         batch_sizes: the batch sizes to try.
         draws: random batchings per batch size (≥ 2).
         seed: the batchings' random generator.
@@ -63,20 +63,24 @@ def batch_sensitivity(
     generator = torch.Generator().manual_seed(seed)
     results = {}
     for size in batch_sizes:
-        usable = count - count % size
-        predictions = torch.full((draws, count), -1, dtype=torch.long)
+        if size > count:
+            raise ConfigurationError(f"Batch size {size} exceeds the {count} inputs.")
+        predictions = torch.empty((draws, count), dtype=torch.long)
         for draw in range(draws):
-            order = torch.randperm(count, generator=generator)[:usable]
-            for batch in order.split(size):
-                predictions[draw, batch] = predict(batch).cpu()
-        scored = (predictions >= 0).all(0)
-        kept = predictions[:, scored]
-        changed = (kept != kept[0]).any(0).double().mean()
-        flips = [float((kept[a] != kept[b]).double().mean()) for a, b in itertools.combinations(range(draws), 2)]
-        accuracies = [float((kept[d] == labels[scored]).double().mean()) for d in range(draws)]
+            order = torch.randperm(count, generator=generator)
+            # A last partial batch is filled up with inputs of the first batch, whose predictions there are ignored.
+            order = torch.cat([order, order[: -count % size]])
+            for start in range(0, len(order), size):
+                batch = order[start : start + size]
+                own = torch.arange(start, start + len(batch)) < count
+                predictions[draw, batch[own]] = predict(batch).cpu()[own]
+        changed = (predictions != predictions[0]).any(0).double().mean()
+        pairs = itertools.combinations(range(draws), 2)
+        flips = [float((predictions[a] != predictions[b]).double().mean()) for a, b in pairs]
+        accuracies = [float((predictions[d] == labels).double().mean()) for d in range(draws)]
         results[size] = {
             "changed": float(changed), "flip_rate": float(np.mean(flips)), "accuracy": float(np.mean(accuracies)),
-            "accuracy_std": float(np.std(accuracies)), "scored": int(scored.sum()),
+            "accuracy_std": float(np.std(accuracies)),
         }  # fmt: skip
     return results
 
@@ -212,6 +216,7 @@ def run_batch_stats(
     quick: bool = False,
     draws: int = 8,
     text: bool = False,
+    encoders: dict[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Run the batch-statistics study on the synthetic setup (and on the embedded sentiment data when `text`).
@@ -223,6 +228,7 @@ def run_batch_stats(
         draws: random batchings per batch size.
         text: also run on the embedded EN/FR sentiment data with the reproduce pipeline's frozen encoders
             ([`hf_relrep.study.batch_stats_text`]).
+        encoders: ``{"en": ..., "fr": ...}`` backbones for `text` (default: the reproduce preset's).
         progress: called with one line per finished model pair; `None` is silent.
 
     Returns:
@@ -250,9 +256,10 @@ def run_batch_stats(
     if text:
         from .batch_stats_text import text_cells
 
-        cells += text_cells(folder, seeds=seeds, draws=draws, quick=quick, progress=progress)
+        cells += text_cells(seeds=seeds, draws=draws, quick=quick, encoders=encoders, progress=progress)
     results["summary"] = summarize(cells)
     results["seconds"] = time.perf_counter() - started
+    results["out"] = str(folder)
     write_outputs(folder, results)
     return results
 

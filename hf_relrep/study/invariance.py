@@ -276,6 +276,7 @@ def run_invariance(
         "summary": summary,
         "cells": cells,
         "seconds": time.perf_counter() - started,
+        "out": str(folder),
     }
     write_json(folder / "results.json", results)
     write_text(folder / "table.md", "# Invariance study\n\n" + tables(summary))

@@ -1,0 +1,399 @@
+"""`hf-relrep study densification`: does topological densification add accuracy on top of the robust transformation?
+
+Paired comparisons on the embedded EN/FR sentiment data with the reproduce pipeline (`hf_relrep.reproduce`: its
+feature cache, `train_one` and `stitch_pair`): for every grid cell and seed, robust and robust + densification models
+are trained from the same initialisation on the same batches (same seeds; only the loss differs), then all four
+(head language, encoder language) pairs are scored — the two native models and the two stitched ones.
+
+The grid:
+
+- training sentences per language (a stratified random subset per seed, the same for both methods);
+- what trains (`TRAINABLES`): the head only (frozen backbone, no adapter: densification cannot move anything, a
+  sanity check that must give differences of exactly 0), the MLP adapter and head on cached features (reproduce's
+  quick preset), the top 1–2 transformer layers, or the whole backbone;
+- the densification setting (`SETTINGS`: placement pre/post/both, λ, β fixed or per-space scale), chosen per cell on
+  the VALIDATION split with the first `selection_seeds` seeds; the test split is reported for all seeds.
+
+Small training sets get at least `MIN_STEPS` optimizer steps (more epochs), and class-balanced batches no larger than
+the classes allow. Every (cell, method, seed) unit is cached as a content-keyed JSON file in ``<out>/units/``, written
+atomically: a killed study continues where it stopped, and results are rewritten after every finished cell.
+"""
+
+import dataclasses
+import hashlib
+import json
+import math
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from transformers.utils import logging as hf_logging
+
+from ..errors import ConfigurationError
+from .io import prepare_out_dir, read_json, write_json
+
+
+SIZES: tuple[int, ...] = (50, 100, 250, 500, 1000, 2000)
+#: Optimizer steps every model gets at least (the 2,000-sentence default runs 3 epochs of 15 batches: 45 steps);
+#: ``--quick`` uses `QUICK_MIN_STEPS`.
+MIN_STEPS = 45
+QUICK_MIN_STEPS = 15
+#: Bumped when what a unit computes changes for the same inputs (invalidates the cached units).
+UNIT_FORMAT = 1
+PAIRS = (("en", "en"), ("fr", "fr"), ("en", "fr"), ("fr", "en"))  # (head, encoder); the last two are stitched
+
+
+@dataclass(frozen=True)
+class Trainable:
+    """What trains: the adapter, and how many of the backbone's top transformer layers (`None`: all of them)."""
+
+    name: str
+    adapter: str
+    frozen: bool
+    top_layers: int | None
+    description: str
+
+
+TRAINABLES: dict[str, Trainable] = {
+    t.name: t
+    for t in (
+        Trainable("head", "none", True, 0, "linear head only, frozen backbone (densification has nothing to move)"),
+        Trainable("adapter", "mlp", True, 0, "MLP adapter + head on cached features (reproduce's quick preset)"),
+        Trainable("top1", "none", False, 1, "top transformer layer + head (lower layers frozen)"),
+        Trainable("top2", "none", False, 2, "top 2 transformer layers + head (lower layers frozen)"),
+        Trainable("full", "none", False, None, "the whole backbone + head"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class TopoSetting:
+    """One densification setting: λ per space (0 = that space off) and β (fixed, or a multiple of the median death)."""
+
+    name: str
+    weight_pre: float
+    weight_post: float
+    beta_scale: float = 0.5
+    beta: float | None = None
+
+    def overrides(self) -> dict:
+        """The `ReproduceConfig` fields of this setting."""
+        return {"topo_weight_pre": self.weight_pre, "topo_weight_post": self.weight_post,
+                "beta_scale": self.beta_scale, "beta_pre": self.beta, "beta_post": self.beta}  # fmt: skip
+
+
+SETTINGS: dict[str, TopoSetting] = {
+    s.name: s
+    for s in (
+        TopoSetting("both-default", 1e-2, 2e-2),  # reproduce's default
+        TopoSetting("both-strong", 1e-1, 2e-1),  # 10×: the paper sums over groups where we average
+        TopoSetting("pre-strong", 1e-1, 0.0),
+        TopoSetting("post-strong", 0.0, 2e-1),
+        TopoSetting("both-paper-beta3", 1e-2, 9e-2, beta=3.0),  # the paper's λ_post and fixed β = 3
+    )
+}
+
+
+def samples_per_class(size: int, group_size: int = 16) -> int:
+    """Class-balanced batches of up to 64 per class, whole loss groups only, no more than a class holds."""
+    return max(group_size, min(64, group_size * ((size // 2) // group_size)))
+
+
+def epochs_for(size: int, min_steps: int = MIN_STEPS) -> int:
+    """Epochs so that a model sees at least `min_steps` batches (at least the default 3)."""
+    per_class, spc = size // 2, samples_per_class(size)
+    return max(3, math.ceil(min_steps / max(1, per_class // spc)))
+
+
+def stratified_subset(labels: Sequence[int], size: int, seed: int, offset: int) -> list[int]:
+    """`size` row indices, half per class (binary), drawn with the seed and the language's offset."""
+    rng = np.random.default_rng([seed, offset])
+    picks: list[int] = []
+    classes = sorted(set(labels))
+    for position, label in enumerate(classes):
+        members = np.flatnonzero(np.asarray(labels) == label)
+        take = size // len(classes) + (1 if position < size % len(classes) else 0)
+        if take > len(members):
+            raise ConfigurationError(f"Asked for {size} training sentences; class {label} has only {len(members)}.")
+        picks += rng.choice(members, size=take, replace=False).tolist()
+    return picks
+
+
+# ----------------------------------------------------------------------------------------------------- context
+@dataclass
+class Context:
+    """What every unit of a study shares: data, backbones and cached features, the metric, the output folder."""
+
+    base: object  # ReproduceConfig
+    data: dict  # language -> LanguageData (full training sets, test, anchors)
+    validation: dict  # language -> (texts, labels)
+    label_names: list[str]
+    setups: dict  # (frozen: bool) -> language -> LanguageSetup
+    validation_features: dict  # language -> features (frozen setups)
+    metric: object
+    fingerprint: str
+    units_dir: Path
+    work_dir: Path
+    min_steps: int = MIN_STEPS
+
+
+def build_context(encoders: dict[str, str] | None, trainables: Sequence[str], out: Path, work_dir: Path) -> Context:
+    """Load the data, the backbones and (frozen trainables) the cached features of train, validation and test."""
+    from ..data import load_parallel_sentiment
+    from ..metrics import load_metric
+    from ..reproduce import preset_config
+    from ..reproduce.data import load_task_data
+    from ..reproduce.features import cached_embeddings, encoder_fingerprint, prepare_language
+
+    hf_logging.set_verbosity_error()  # the backbones' load reports, as in `hf-relrep reproduce`
+
+    overrides = {"encoders": dict(encoders)} if encoders else {}
+    base = preset_config("quick", methods=("robust", "robust+topo"), seeds=1, **overrides)
+    data, label_names = load_task_data(base)
+    split = load_parallel_sentiment()["validation"]
+    validation = {lang: (list(split[f"text_{lang}"]), list(split["label"])) for lang in data}
+    setups, validation_features = {}, {}
+    for frozen in sorted({TRAINABLES[t].frozen for t in trainables}, reverse=True):
+        config = dataclasses.replace(base, frozen_backbone=frozen)
+        setups[frozen] = {lang: prepare_language(config, lang, data[lang]) for lang in data}
+    if True in setups:
+        for lang, setup in setups[True].items():
+            validation_features[lang] = cached_embeddings(
+                setup.backbone, setup.tokenizer, validation[lang][0], encoder_path=setup.encoder_path,
+                pooling=setup.pooling, prefix=setup.prefix, max_length=setup.max_length,
+                description=f"{lang} validation",
+            )  # fmt: skip
+    any_setups = next(iter(setups.values()))
+    fingerprint = json.dumps({lang: encoder_fingerprint(s.encoder_path) for lang, s in any_setups.items()})
+    units_dir = out / "units"
+    units_dir.mkdir(exist_ok=True)
+    return Context(base, data, validation, label_names, setups, validation_features, load_metric(), fingerprint,
+                   units_dir, work_dir)  # fmt: skip
+
+
+def unit_config(base, trainable: Trainable, size: int, setting: TopoSetting | None, min_steps: int = MIN_STEPS):
+    """The `ReproduceConfig` of one unit."""
+    overrides = {
+        "adapter": trainable.adapter, "frozen_backbone": trainable.frozen, "samples_per_class": samples_per_class(size),
+        "epochs": float(epochs_for(size, min_steps)), "backbone_learning_rate": None if trainable.frozen else 1e-4,
+    }  # fmt: skip
+    if setting is not None:
+        overrides.update(setting.overrides())
+    return dataclasses.replace(base, **overrides)
+
+
+def _trainable_backbone(setup, trainable: Trainable):
+    """`setup` with its backbone's lower layers frozen (`build_model` deep-copies it, flags included)."""
+    backbone = setup.backbone
+    backbone.requires_grad_(trainable.top_layers is None)
+    if trainable.top_layers:
+        layers = next((m for name, m in backbone.named_modules() if name.endswith("encoder.layer")), None)
+        if layers is None:
+            raise ConfigurationError(f"Cannot find the transformer layers of {type(backbone).__name__}.")
+        for layer in list(layers)[-trainable.top_layers :]:
+            layer.requires_grad_(True)
+    return setup
+
+
+def run_unit(ctx: Context, trainable: Trainable, size: int, seed: int, setting: TopoSetting | None) -> dict:
+    """Train robust (`setting` None) or robust + densification models for both languages; score 4 pairs × 2 splits.
+
+    Cached in ``units/<key>.json``, keyed by everything the result depends on.
+    """
+    from ..reproduce import LANGUAGES, METHODS
+    from ..reproduce.alignment import stitch_pair
+    from ..reproduce.features import predict_test_set
+    from ..reproduce.train import common_latent_size, train_one
+
+    config = unit_config(ctx.base, trainable, size, setting, ctx.min_steps)
+    method_name = "robust" if setting is None else "robust+topo"
+    identity = {"format": UNIT_FORMAT, "encoders": ctx.fingerprint, "config": dataclasses.asdict(config),
+                "trainable": dataclasses.asdict(trainable), "size": size, "seed": seed, "method": method_name}  # fmt: skip
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    path = ctx.units_dir / f"{key[:32]}.json"
+    cached = read_json(path)
+    if cached is not None and cached.get("key") == key:
+        return cached
+
+    started = time.perf_counter()
+    setups = {lang: _trainable_backbone(s, trainable) if not trainable.frozen else s
+              for lang, s in ctx.setups[trainable.frozen].items()}  # fmt: skip
+    latent_size = common_latent_size(config, setups)
+    models, train_setups, train_data, info = {}, {}, {}, {}
+    for offset, lang in enumerate(LANGUAGES):
+        full = ctx.data[lang]
+        picks = stratified_subset(full.train_labels, size, seed, offset)
+        train_data[lang] = dataclasses.replace(
+            full, train_texts=[full.train_texts[i] for i in picks], train_labels=[full.train_labels[i] for i in picks]
+        )
+        features = setups[lang].train_features
+        train_setups[lang] = dataclasses.replace(
+            setups[lang], train_features=None if features is None else features[picks]
+        )
+        models[lang], details = train_one(
+            config, METHODS[method_name], train_setups[lang], train_data[lang], ctx.label_names, lang,
+            1000 * offset + seed, ctx.work_dir, latent_size,
+        )  # fmt: skip
+        info[lang] = {
+            k: details[k] for k in ("steps", "death_median_before", "death_median_after", "beta") if k in details
+        }
+    trained = time.perf_counter()
+    scores = {}
+    for split in ("validation", "test"):
+        scores[split] = {}
+        for head, encoder in PAIRS:
+            setup, data = setups[encoder], ctx.data[encoder]
+            if split == "validation":
+                texts, labels = ctx.validation[encoder]
+                data = dataclasses.replace(data, test_texts=texts, test_labels=labels)
+                if setup.test_features is not None:
+                    setup = dataclasses.replace(setup, test_features=ctx.validation_features[encoder])
+            stitched = stitch_pair(METHODS[method_name], models, train_setups, train_data, encoder, head)
+            result = ctx.metric.compute(
+                predictions=predict_test_set(stitched, setup, data), references=data.test_labels
+            )
+            scores[split][f"{head}-{encoder}"] = {k: float(result[k]) for k in ("accuracy", "f1_weighted")}
+    unit = {
+        "key": key, "trainable": trainable.name, "size": size, "seed": seed, "method": method_name,
+        "setting": None if setting is None else setting.name, "scores": scores, "models": info,
+        "seconds": {"train": trained - started, "total": time.perf_counter() - started},
+    }  # fmt: skip
+    write_json(path, unit)
+    return unit
+
+
+# --------------------------------------------------------------------------------------------------------- study
+def mean_score(unit: dict, split: str, metric: str, kind: str) -> float:
+    """The unit's mean `metric` over the native (``kind="native"``), stitched or all pairs of `split`."""
+    pairs = {"native": PAIRS[:2], "stitched": PAIRS[2:], "all": PAIRS}[kind]
+    return float(np.mean([unit["scores"][split][f"{h}-{e}"][metric] for h, e in pairs]))
+
+
+def choose_setting(
+    ctx: Context, trainable: Trainable, size: int, settings: Sequence[TopoSetting], seeds: Sequence[int], tick
+) -> tuple[TopoSetting, dict[str, float]]:
+    """The setting with the best mean validation accuracy (all four pairs) over `seeds`, and every setting's
+    validation gain over robust."""
+    robust = [run_unit(ctx, trainable, size, s, None) for s in seeds]
+    tick(len(seeds))
+    gains = {}
+    for setting in settings:
+        units = [run_unit(ctx, trainable, size, s, setting) for s in seeds]
+        tick(len(seeds))
+        gains[setting.name] = float(np.mean([mean_score(u, "validation", "accuracy", "all") for u in units])
+                                    - np.mean([mean_score(u, "validation", "accuracy", "all") for u in robust]))  # fmt: skip
+    best = max(settings, key=lambda s: gains[s.name])
+    return best, gains
+
+
+def run_densification(
+    out: str | Path | None = None,
+    *,
+    seeds: int = 20,
+    quick: bool = False,
+    encoders: dict[str, str] | None = None,
+    sizes: Sequence[int] | None = None,
+    trainables: Sequence[str] | None = None,
+    settings: Sequence[str] | None = None,
+    selection_seeds: int = 3,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Run the grid; after every finished cell, rewrite ``results.json``, ``table.md`` and the plot.
+
+    Args:
+        out: the output folder; a folder of an earlier densification study is continued (its units reused).
+        seeds: seeds per cell (the test comparison); `quick` uses 2.
+        quick: a reduced grid — 50 and 250 sentences, head and adapter, two settings, 2 seeds, 1 selection seed,
+            `QUICK_MIN_STEPS` steps.
+        encoders: ``{"en": ..., "fr": ...}`` backbones (offline names, folders); default: the reproduce preset's.
+        sizes, trainables, settings: subsets of `SIZES`, `TRAINABLES`, `SETTINGS` (default: all).
+        selection_seeds: the first seeds, whose VALIDATION scores choose the setting of each cell.
+        progress: called with the number of units just finished (e.g. a progress bar's ``update``).
+
+    Returns:
+        The content of ``results.json``.
+    """
+    from .densification_report import summarize_cell, write_outputs
+
+    grid = plan(quick=quick, sizes=sizes, trainables=trainables, settings=settings, seeds=seeds,
+                selection_seeds=selection_seeds)  # fmt: skip
+    sizes, trainables, settings = grid["sizes"], grid["trainables"], grid["settings"]
+    seeds, selection_seeds = grid["seeds"], grid["selection_seeds"]
+    folder = prepare_out_dir(out, "densification")
+    started = time.perf_counter()
+    tick = progress or (lambda count: None)
+    cells = []
+    with tempfile.TemporaryDirectory(prefix="hf-relrep-study-") as work_dir:
+        ctx = build_context(encoders, trainables, folder, Path(work_dir))
+        ctx.min_steps = QUICK_MIN_STEPS if quick else MIN_STEPS
+        for trainable_name in trainables:
+            trainable = TRAINABLES[trainable_name]
+            for size in sizes:
+                candidates = [SETTINGS[s] for s in settings]
+                if trainable.name == "head":  # nothing to choose: every setting leaves the frozen latents alone
+                    candidates = candidates[-1:]
+                best, gains = choose_setting(ctx, trainable, size, candidates, range(selection_seeds), tick)
+                pairs = []
+                for seed in range(seeds):
+                    pairs.append(
+                        (run_unit(ctx, trainable, size, seed, None), run_unit(ctx, trainable, size, seed, best))
+                    )
+                    tick(2 if seed >= selection_seeds else 0)
+                cells.append(summarize_cell(trainable, size, best, gains, pairs))
+                write_outputs(folder, cells, time.perf_counter() - started, quick=quick)
+    return write_outputs(folder, cells, time.perf_counter() - started, quick=quick)
+
+
+def plan(
+    *,
+    quick: bool = False,
+    sizes: Sequence[int] | None = None,
+    trainables: Sequence[str] | None = None,
+    settings: Sequence[str] | None = None,
+    seeds: int = 20,
+    selection_seeds: int = 3,
+) -> dict:
+    """The validated grid of [`run_densification`]'s arguments, with the number of units it trains (``units``).
+
+    Raises:
+        ConfigurationError: an unknown trainable or setting, a size outside 32..2000, or too few seeds.
+    """
+    sizes = tuple(sizes or ((50, 250) if quick else SIZES))
+    trainables = tuple(trainables or (("head", "adapter") if quick else tuple(TRAINABLES)))
+    settings = tuple(settings or (("both-default", "both-strong") if quick else tuple(SETTINGS)))
+    seeds, selection_seeds = (2, 1) if quick else (seeds, selection_seeds)
+    for name, chosen, known in (("trainable", trainables, TRAINABLES), ("setting", settings, SETTINGS)):
+        unknown = [c for c in chosen if c not in known]
+        if unknown:
+            raise ConfigurationError(f"Unknown {name}(s) {unknown}; choose from {', '.join(known)}.")
+    bad = [s for s in sizes if not 2 * 16 <= s <= 2000]
+    if bad:
+        raise ConfigurationError(f"Training sizes must lie in 32..2000 sentences per language, got {bad}.")
+    if seeds < 2 or not 1 <= selection_seeds <= seeds:
+        raise ConfigurationError(f"Need seeds ≥ 2 and 1 ≤ selection seeds ≤ seeds, got {seeds} and {selection_seeds}.")
+    per_cell = [(1 if name == "head" else len(settings)) * selection_seeds + selection_seeds
+                + 2 * (seeds - selection_seeds) for name in trainables]  # fmt: skip
+    return {"sizes": sizes, "trainables": trainables, "settings": settings, "seeds": seeds,
+            "selection_seeds": selection_seeds, "units": len(sizes) * sum(per_cell)}  # fmt: skip
+
+
+__all__ = [
+    "MIN_STEPS",
+    "QUICK_MIN_STEPS",
+    "SETTINGS",
+    "SIZES",
+    "TRAINABLES",
+    "TopoSetting",
+    "Trainable",
+    "choose_setting",
+    "epochs_for",
+    "mean_score",
+    "run_densification",
+    "run_unit",
+    "samples_per_class",
+    "plan",
+    "stratified_subset",
+]
