@@ -17,9 +17,11 @@ On a machine whose cores are shared with other jobs, keep ``--threads 1``: with 
 OpenMP's waiting made a 32×384 matmul 60× slower here, which swamps what is measured.
 
     python benchmarks/bench_trainer_step.py [--threads 1] [--layers 6] [--hidden 384] [--repeats 7]
+    python benchmarks/bench_trainer_step.py --arch roberta --hidden 768 --layers 12 --classes 5 --seq 128  # base size
 """
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -27,7 +29,7 @@ import warnings
 from collections.abc import Callable
 
 import torch
-from transformers import BertConfig, Trainer, TrainingArguments
+from transformers import BertConfig, RobertaConfig, Trainer, TrainingArguments
 from transformers.utils import logging as transformers_logging
 
 from hf_relrep import RelativeEncoderConfig, RelativeModelForSequenceClassification, TopoTrainer, TopoTrainingArguments
@@ -38,10 +40,11 @@ PLACEMENTS = ("pre", "post", "both")
 
 def build_model(args: argparse.Namespace, *, frozen: bool) -> RelativeModelForSequenceClassification:
     """A random relative classifier; anchors are random token ids (what they say does not matter for speed)."""
-    backbone = BertConfig(
+    config_class = RobertaConfig if getattr(args, "arch", "bert") == "roberta" else BertConfig
+    backbone = config_class(
         hidden_size=args.hidden,
         num_hidden_layers=args.layers,
-        num_attention_heads=args.hidden // 32,
+        num_attention_heads=max(args.hidden // 64, 1) if config_class is RobertaConfig else args.hidden // 32,
         intermediate_size=4 * args.hidden,
     )
     config = RelativeEncoderConfig(
@@ -52,7 +55,7 @@ def build_model(args: argparse.Namespace, *, frozen: bool) -> RelativeModelForSe
     )
     model = RelativeModelForSequenceClassification(config)
     generator = torch.Generator().manual_seed(1)
-    ids = torch.randint(1000, backbone.vocab_size, (args.anchors, args.anchor_length), generator=generator)
+    ids = torch.randint(1000, min(backbone.vocab_size, 30000), (args.anchors, args.anchor_length), generator=generator)
     model.encoder.anchor_input_ids[:, : args.anchor_length] = ids
     model.encoder.anchor_attention_mask[:, : args.anchor_length] = 1
     if frozen:
@@ -165,6 +168,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--target", type=float, default=1.10, help="ratio to flag")
     parser.add_argument("--skip-full", action="store_true", help="only the frozen + cached features setting")
+    parser.add_argument("--arch", choices=("bert", "roberta"), default="bert", help="backbone config (random weights)")
+    parser.add_argument("--json", help="also write the medians (ms/step) and paired ratios to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     transformers_logging.set_verbosity_error()
@@ -177,10 +182,28 @@ def main() -> None:
         f"{args.anchor_length} tokens; {device}"
     )
     print(f"One optimizer step, TopoTrainer vs Trainer (medians, interleaved) — {shape}")
+    results = {}
     if not args.skip_full:
-        print_table(f"full: backbone trained, median of {args.repeats}", run(args, frozen=False), args.target)
+        results["full"] = run(args, frozen=False)
+        print_table(f"full: backbone trained, median of {args.repeats}", results["full"], args.target)
     frozen = f"frozen backbone + cached features (linear adapter + head trained), median of {args.frozen_repeats}"
-    print_table(frozen, run(args, frozen=True), args.target)
+    results["frozen"] = run(args, frozen=True)
+    print_table(frozen, results["frozen"], args.target)
+    if args.json:
+        summary = {"setup": shape, "arch": args.arch}
+        for setting, times in results.items():
+            summary[setting] = {name: summarize(values, times["Trainer"]) for name, values in times.items()}
+        with open(args.json, "w") as file:
+            json.dump(summary, file, indent=2)
+
+
+def summarize(values: list[float], base: list[float]) -> dict[str, float]:
+    """Median ms/step, and the paired median ratio and extra ms against Trainer."""
+    return {
+        "ms_per_step": statistics.median(values) * 1e3,
+        "ratio": statistics.median(t / b for t, b in zip(values, base, strict=True)),
+        "extra_ms": statistics.median(t - b for t, b in zip(values, base, strict=True)) * 1e3,
+    }
 
 
 if __name__ == "__main__":
