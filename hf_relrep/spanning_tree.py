@@ -92,22 +92,21 @@ def _edge_keys(clouds: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch
         squared.append(sq)
         sq_norms.append(norms)
     sq = torch.cat(squared) if len(squared) > 1 else squared[0]
-    # rounding can make d² slightly negative; NaN (bad points) becomes 0 too: the result stays a spanning tree with
-    # valid indices, and callers check sq_norms
-    sq = torch.where(sq > 0, sq, 0.0)
+    # rounding can make d² slightly negative (never -0.0: norms are >= +0); NaN (bad points) stays NaN, whose bits
+    # still rank below "no edge": the result stays a spanning tree with valid indices, and callers check sq_norms
+    sq = sq.clamp_min_(0.0)
     keys = torch.add(const.index, sq.view(torch.int32).double(), alpha=2**const.shift)
     keys = torch.minimum(keys, keys.transpose(1, 2))  # the Gram product need not be bitwise symmetric
     return keys, sq_norms
 
 
-@torch.no_grad()
 def minimum_spanning_edges(clouds: Sequence[torch.Tensor]) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list]:
     """Edges of the minimum spanning tree of every cloud, for several batches of clouds in one computation.
 
     Args:
         clouds: tensors ``[G_s, n, d_s]`` (floating point, on one device): the same number ``2 <= n <= 2048`` of
             points in every cloud, any number of clouds ``G_s`` and any dimension ``d_s`` per tensor (e.g. the latents
-            and the relative vectors of one batch). Gradients are ignored.
+            and the relative vectors of one batch). They are detached: nothing here records a graph.
 
     Returns:
         ``(edges, sq_norms)``: ``edges[s] = (u, v)``, two ``[G_s, n - 1]`` long tensors with the tree edges ``u < v``

@@ -140,9 +140,9 @@ def _tree_edges(clouds: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Te
         found, sq_norms = minimum_spanning_edges([clouds[s] for s in members])
         for s, uv in zip(members, found, strict=True):
             edges[s] = uv
-        largest = torch.stack([norms.amax() for norms in sq_norms]) if len(sq_norms) > 1 else sq_norms[0].amax()
-        limit = min(torch.finfo(norms.dtype).max for norms in sq_norms) / 4
-        ensure((largest <= limit).all(), _non_finite)  # False for NaN too
+        norms = torch.cat([n.reshape(-1) for n in sq_norms]) if len(sq_norms) > 1 else sq_norms[0]
+        limit = min(torch.finfo(n.dtype).max for n in sq_norms) / 4  # d² <= 4 max |x - x_0|²
+        ensure(norms.amax() <= limit, _non_finite)  # False for NaN too
     return edges
 
 
@@ -275,7 +275,7 @@ class Densification:
         return self.death_times.nanmedian()
 
     def by_class(self) -> dict[int, torch.Tensor]:
-        """``{class: 1-D death times of its groups, in group order}``, sorted by class (reads the classes on the host)."""
+        """``{class: 1-D death times of its groups, in group order}``, sorted by class (reads classes on the host)."""
         parts: dict[int, list[torch.Tensor]] = {}
         for label, row in zip(self.classes.tolist(), self.death_times, strict=True):
             if label >= 0:
@@ -330,7 +330,10 @@ def densification(
     for group in groups:
         rows, n = group.index.shape
         if group.consecutive:
-            clouds = [space[: rows * n].reshape(rows, n, -1) for space in spaces]
+            # (no slice when the groups fill the batch: its backward would allocate and copy a full gradient)
+            clouds = [
+                (space if space.shape[0] == rows * n else space[: rows * n]).reshape(rows, n, -1) for space in spaces
+            ]
         else:
             clouds = [space.index_select(0, group.index.view(-1)).view(rows, n, -1) for space in spaces]
         clouds = [x.float() if x.dtype in (torch.float16, torch.bfloat16) else x for x in clouds]
