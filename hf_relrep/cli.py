@@ -4,9 +4,10 @@ Each subcommand parses its options and calls the library: `hf_relrep.stitch` and
 `push_to_hub` of a relative model, `hf_relrep.evaluation.evaluate`, `hf_relrep.reproduce.run_reproduce`; run
 ``hf-relrep SUBCOMMAND --help`` for its options and an example.
 
-Errors a user can fix (a `hf_relrep.RelRepError`, a missing repository, file or revision on the Hub, an HTTP error) are
-printed as one line on stderr and the command exits with status 2; anything else is a bug and shows its traceback.
-Warnings are printed as one line too. ``--overwrite`` means the same everywhere (`hf_relrep.files`): once the new
+Every failure is one line on stderr (`hf_relrep.failures`): errors a user can fix (a `hf_relrep.RelRepError`, a
+missing repository, file or revision on the Hub, a malformed repo id, an unreachable Hub, a usage error) name the
+problem and the fix and exit with status 2; anything else is a bug: one line that says where its traceback was written
+(``--debug`` shows it), status 1. Warnings are printed as one line too. ``--overwrite`` means the same everywhere (`hf_relrep.files`): once the new
 outputs are complete they replace those of an earlier hf-relrep run in the output folder, other files are kept, and a
 folder hf-relrep did not write is refused.
 
@@ -30,46 +31,36 @@ from typing import Any
 import datasets
 import torch
 from huggingface_hub import utils as hf_hub_utils
-from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from huggingface_hub.utils import validate_repo_id
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
 from . import __version__, reproduce
 from .configuration import RelativeEncoderConfig
-from .errors import ConfigurationError, RelRepError
+from .errors import ConfigurationError
 from .evaluation import METRIC_KEYS, PARALLEL_SENTIMENT, evaluate, has_tokenizer, load_eval_split, load_tokenizer
-from .files import atomic_folder, check_output_dir
+from .failures import report_failure
+from .files import atomic_folder, atomic_write_text, check_output_dir
 from .hub import build_model_card
+from .modeling.loading import check_source, load_config, safe_from_pretrained
 from .stitching import stitch
 
 
 PROG = "hf-relrep"
-#: Errors printed as one line with exit status 2: bad input the user can fix, not bugs.
-USER_ERRORS = (RelRepError, RepositoryNotFoundError, EntryNotFoundError, HfHubHTTPError)
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the line breaks of descriptions and examples."""
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line that points to ``--help`` (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 # ------------------------------------------------------------------------------------------------------ presentation
-
-
-def _is_hub_error(error: BaseException) -> bool:
-    """Whether `error` is a Hub error, or an `OSError` that transformers raised from one (``from_pretrained``)."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, (RepositoryNotFoundError, EntryNotFoundError, HfHubHTTPError)):
-            return True
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return False
-
-
-def _one_line(error: BaseException) -> str:
-    """The error's message on one line (Hub errors span several)."""
-    message = " ".join(str(error).split())
-    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -154,9 +145,10 @@ def run_stitch(args: argparse.Namespace) -> int:
 def run_push(args: argparse.Namespace) -> int:
     """``hf-relrep push``: load a saved relative model (and its tokenizer) and push it with hf-relrep's card."""
     folder = Path(args.folder)
+    validate_repo_id(args.repo)  # a malformed id is said before anything is loaded
     if not (folder / "config.json").is_file():
         raise ConfigurationError(f"{folder} is not a saved model folder (no config.json); save it first.")
-    config = AutoConfig.from_pretrained(folder)
+    config = load_config(folder)
     if not isinstance(config, RelativeEncoderConfig):
         raise ConfigurationError(
             f"{folder} holds a {config.model_type!r} model, not a relative one ('hf-relrep'); push it with "
@@ -182,9 +174,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """``hf-relrep evaluate``: accuracy, F1 and MAE (x100) of a model on one split."""
     if args.batch_size < 1:
         raise ConfigurationError(f"--batch-size must be ≥ 1, got {args.batch_size}.")
+    _check_device(args.device)
+    if args.json and Path(args.json).is_dir():
+        raise ConfigurationError(f"--json {args.json} is a folder; give the path of the JSON file to write.")
     dataset = load_eval_split(args.dataset, split=args.split, language=args.language, text_column=args.text_column)
-    model = AutoModelForSequenceClassification.from_pretrained(args.model, revision=args.revision, token=args.token)
+    model = safe_from_pretrained(
+        AutoModelForSequenceClassification.from_pretrained, args.model, revision=args.revision, token=args.token
+    )
     if args.tokenizer:
+        check_source(args.tokenizer, "tokenizer", require_config=False)
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, token=args.token)
     else:
         tokenizer = load_tokenizer(
@@ -220,9 +218,22 @@ def run_evaluate(args: argparse.Namespace) -> int:
             "metrics": scores,
             "hf_relrep_version": __version__,
         }
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def _check_device(device: str) -> None:
+    """Refuse a device string torch does not know, or an accelerator this machine does not have."""
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as error:
+        raise ConfigurationError(
+            f"--device {device!r} is not a device torch knows ({error}); use cpu or cuda."
+        ) from error
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigurationError(f"--device {device}: no CUDA device is available here; use --device cpu.")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigurationError(f"--device {device}: MPS is not available here; use --device cpu.")
 
 
 # ------------------------------------------------------------------------------------------------------------ parser
@@ -230,6 +241,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="No progress bars.")
+    _add_debug(parser, default=argparse.SUPPRESS)
     parser.add_argument(
         "--token",
         metavar="TOKEN",
@@ -416,9 +428,18 @@ def _add_study_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=study_cli.run_from_args)
 
 
+def _add_debug(parser: argparse.ArgumentParser, default: Any = False) -> None:
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="Show the full traceback of an unexpected error (instead of the file it was written to).",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``hf-relrep`` argument parser with its subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog=PROG,
         formatter_class=_HelpFormatter,
         description=(
@@ -433,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_debug(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     _add_stitch_parser(subparsers)
     _add_push_parser(subparsers)
@@ -450,8 +472,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments after the program name; `None` reads ``sys.argv[1:]``.
 
     Returns:
-        The exit status: 0 on success, 2 on a usage error or an error the user can fix (printed as one line on
-        stderr). Other exceptions propagate with their traceback.
+        The exit status: 0 on success; 2 on a usage error or an error the user can fix; 1 on a bug; 130 when
+        interrupted. Each failure is one line on stderr (`hf_relrep.failures`); a bug's traceback goes to a file, or
+        to the terminal with ``--debug``.
     """
     parser = build_parser()
     try:
@@ -462,11 +485,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _progress_bars(not getattr(args, "quiet", False)), warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return int(args.handler(args))
-    except Exception as error:
-        if isinstance(error, USER_ERRORS) or (isinstance(error, OSError) and _is_hub_error(error)):
-            print(f"{PROG} {args.command}: error: {_one_line(error)}", file=sys.stderr)
-            return 2
-        raise
+    except (Exception, KeyboardInterrupt) as error:
+        return report_failure(f"{PROG} {args.command}", error, debug=getattr(args, "debug", False))
 
 
 __all__ = ["build_parser", "main"]

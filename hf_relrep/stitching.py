@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 from huggingface_hub import HfApi
-from transformers import AutoConfig, PreTrainedModel
+from transformers import PreTrainedModel
 
 from .configuration import RelativeEncoderConfig
 from .errors import StitchingError
 from .modeling import RelativeClassifierBase, RelativeModelForSequenceClassification, relative_classifier_class
-from .modeling.loading import check_source
+from .modeling.loading import load_config
 from .modeling.translated import TranslatedModelForSequenceClassification
 from .similarity import compare_latents
 
@@ -61,8 +61,8 @@ def load_relative_model(
                 "RelativeModelForSequenceClassification.from_backbone_pretrained(...) and train its head first."
             )
         return source
-    check_source(source, "model")  # a missing folder is named, not looked up on the Hub
-    config = AutoConfig.from_pretrained(source, revision=revision, token=token)
+    # A missing folder is named, not looked up on the Hub; a damaged config says so.
+    config = load_config(source, revision=revision, token=token)
     if not isinstance(config, RelativeEncoderConfig):
         raise StitchingError(
             f"{source} holds a {config.model_type!r} model, not a relative classifier ('hf-relrep'). Wrap its backbone "

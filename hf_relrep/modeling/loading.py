@@ -19,10 +19,17 @@ from typing import Any, TypeVar
 
 import huggingface_hub
 from huggingface_hub import HfApi
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers.models.auto.auto_factory import _get_model_class
 
-from ..errors import SourceNotFoundError, UnsafeCheckpointError
+from ..errors import (
+    BackboneError,
+    CorruptCheckpointError,
+    RelRepError,
+    SourceNotFoundError,
+    UnsafeCheckpointError,
+)
 from ..hub import verify_cached_files
 
 
@@ -62,8 +69,11 @@ def is_local_path(source: str | os.PathLike) -> bool:
     return _HUB_ID.fullmatch(str(source)) is None
 
 
-def check_source(source: str | os.PathLike, what: str = "model") -> None:
-    """Refuse a local path that does not exist, or that is a file where a checkpoint folder is expected.
+def check_source(
+    source: str | os.PathLike, what: str = "model", *, subfolder: str | None = None, require_config: bool = True
+) -> None:
+    """Refuse a local path that does not exist, a file where a checkpoint folder is expected, or a folder that holds
+    no ``config.json`` (not a saved model).
 
     Raises:
         SourceNotFoundError: naming the path and what to pass instead.
@@ -72,6 +82,11 @@ def check_source(source: str | os.PathLike, what: str = "model") -> None:
         return
     path = os.path.expanduser(os.fspath(source))
     if os.path.isdir(path):
+        if require_config and not os.path.isfile(os.path.join(path, subfolder or "", "config.json")):
+            raise SourceNotFoundError(
+                f"The {what} folder {source} holds no config.json: it is not a saved model. Pass the folder that "
+                "save_pretrained (or hf-relrep stitch) wrote, or a Hub id."
+            )
         return
     if os.path.exists(path):
         raise SourceNotFoundError(
@@ -80,6 +95,24 @@ def check_source(source: str | os.PathLike, what: str = "model") -> None:
     raise SourceNotFoundError(
         f"The {what} folder {source} does not exist; check the path (a Hub id looks like 'namespace/name')."
     )
+
+
+def check_loadable(source: str | os.PathLike, what: str = "model", *, allow_pickle: bool = False) -> None:
+    """Before any work: a local `source` exists, is a model folder, and offers safetensors weights (or `allow_pickle`).
+
+    Hub ids are checked when they are loaded.
+
+    Raises:
+        SourceNotFoundError: see `check_source`.
+        UnsafeCheckpointError: a folder with pickle weights only, and `allow_pickle` is false.
+    """
+    check_source(source, what)
+    if not allow_pickle and is_local_path(source) and offers_only_pickle(os.path.expanduser(os.fspath(source)), {}):
+        raise UnsafeCheckpointError(
+            f"The {what} {source} has no safetensors weights, only a pickle checkpoint. hf-relrep does not load "
+            "pickles by default; pass use_safetensors=False (--allow-pickle on the command line) to opt in, only for "
+            "sources you trust, or convert the checkpoint to safetensors."
+        )
 
 
 def verify_download(source: str | os.PathLike, *, verify_checksums: bool = True, **kwargs: Any) -> None:
@@ -120,19 +153,66 @@ def safe_from_pretrained(
         UnsafeCheckpointError: `source` offers only pickle weights and `use_safetensors` is not False.
         CorruptDownloadError: a downloaded file does not match the Hub's checksum.
     """
-    check_source(source, what)
+    check_source(source, what, subfolder=kwargs.get("subfolder"))
     try:
         result = load(source, use_safetensors=True if use_safetensors is None else use_safetensors, **kwargs)
-    except OSError as error:
-        if use_safetensors is None and offers_only_pickle(source, kwargs):
+    except RelRepError:
+        raise
+    except (OSError, ValueError, SafetensorError) as error:
+        if isinstance(error, OSError) and use_safetensors is None and offers_only_pickle(source, kwargs):
             raise UnsafeCheckpointError(
                 f"The {what} {source} has no safetensors weights, only a pickle checkpoint. hf-relrep does not load "
                 "pickles by default; pass use_safetensors=False (--allow-pickle on the command line) to opt in, only "
                 "for sources you trust, or convert the checkpoint to safetensors."
             ) from error
-        raise
+        mapped = unreadable(source, what, error)
+        if mapped is error:
+            raise
+        raise mapped from error
     verify_download(source, verify_checksums=verify_checksums, **{k: kwargs[k] for k in _HUB_KWARGS if k in kwargs})
     return result
+
+
+def unreadable(source: str | os.PathLike, what: str, error: BaseException) -> BaseException:
+    """`error` from loading `source` as a typed error when the files are there but cannot be used: a
+    `CorruptCheckpointError` (a `BackboneError` for a backbone). Other errors (a Hub error, a missing connection, a bad
+    argument) are returned unchanged."""
+    if isinstance(error, RelRepError) or not isinstance(error, (SafetensorError, OSError, ValueError)):
+        return error
+    if isinstance(error, ValueError) and "Unrecognized model" not in str(error):
+        return error  # a bad argument, not a bad file
+    if not isinstance(error, SafetensorError) and not is_local_path(source):
+        return error  # a Hub error or a missing connection: said as it is
+    message = " ".join(str(error).split())[:300]
+    if "no file named" in message:
+        reason = "it holds no weights (model.safetensors)"
+        fix = "pass the folder that holds the weights, or save the model again"
+    else:
+        reason = f"its files cannot be read ({type(error).__name__}: {message})"
+        fix = (
+            "they are damaged, truncated or not a transformers checkpoint: save the model again (or, from the Hub, "
+            "load it with force_download=True)"
+        )
+    if what == "backbone":
+        return BackboneError(f"AutoModel cannot load the backbone {source}: {reason}; {fix}.")
+    return CorruptCheckpointError(f"Cannot load the {what} {source}: {reason}; {fix}.")
+
+
+def load_config(source: str | os.PathLike, *, what: str = "model", **kwargs: Any) -> PreTrainedConfig:
+    """`AutoConfig.from_pretrained` with the loading rules' messages: a missing path or a damaged config is named.
+
+    Raises:
+        SourceNotFoundError: a local path that does not exist or holds no config.json.
+        CorruptCheckpointError: a config.json that cannot be read (not JSON, no model type).
+    """
+    check_source(source, what, subfolder=kwargs.get("subfolder"))
+    try:
+        return AutoConfig.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as error:
+        mapped = unreadable(source, what, error)
+        if mapped is error:
+            raise
+        raise mapped from error
 
 
 def load_backbone(
@@ -157,9 +237,8 @@ def load_backbone(
         >>> from hf_relrep.modeling.loading import load_backbone
         >>> backbone = load_backbone("path/or/hub-id")  # doctest: +SKIP
     """
-    check_source(source, "backbone")
     if config is None:
-        config = AutoConfig.from_pretrained(source, **{k: kwargs[k] for k in _HUB_KWARGS if k in kwargs})
+        config = load_config(source, what="backbone", **{k: kwargs[k] for k in _HUB_KWARGS if k in kwargs})
     init = {} if keep_pooler else without_pooler(config)
     return safe_from_pretrained(
         AutoModel.from_pretrained, source, use_safetensors=use_safetensors, verify_checksums=verify_checksums,
@@ -169,11 +248,14 @@ def load_backbone(
 
 __all__ = [
     "PICKLE_SUFFIXES",
+    "check_loadable",
     "check_source",
     "is_local_path",
     "load_backbone",
+    "load_config",
     "offers_only_pickle",
     "safe_from_pretrained",
+    "unreadable",
     "verify_download",
     "without_pooler",
 ]

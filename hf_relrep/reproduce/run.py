@@ -17,6 +17,8 @@ from transformers.utils import logging as hf_logging
 from ..evaluation import METRIC_KEYS
 from ..files import atomic_folder, check_output_dir
 from ..metrics import load_metric
+from ..modeling.loading import check_loadable
+from ..zoo import find_offline_encoder
 from .alignment import anchor_variants, stitch_pair
 from .anchor_sweep import format_sweep, run_anchor_sweep
 from .config import LANGUAGES, METHODS, PRESETS, ReproduceConfig, preset_config
@@ -51,6 +53,9 @@ def run_reproduce(
     """
     config.validate()
     out = check_output_dir(out_dir if out_dir is not None else default_out_dir(), overwrite=overwrite)
+    for language in LANGUAGES:  # a missing or pickle-only encoder is said before any work
+        if find_offline_encoder(config.encoders[language]) is None:
+            check_loadable(config.encoders[language], f"{language} encoder", allow_pickle=config.allow_pickle)
     started = time.perf_counter()
     hf_logging.set_verbosity_error()
     data, label_names = load_task_data(config)
