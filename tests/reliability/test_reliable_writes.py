@@ -269,3 +269,17 @@ def test_an_interrupted_model_conversion_is_cleaned_by_the_next_one(tmp_path):
     assert len(leftovers(target)) == 1 and not target.exists()
     registry.atomic_folder(target, lambda tmp: (tmp / "config.json").write_text("{}"))
     assert leftovers(target) == [] and (target / "config.json").is_file()
+
+
+def test_a_failing_reproduce_run_with_overwrite_leaves_the_old_outputs(tmp_path):
+    from hf_relrep.errors import SourceNotFoundError
+    from hf_relrep.reproduce.config import preset_config
+    from hf_relrep.reproduce.run import run_reproduce, save_outputs
+
+    out = tmp_path / "run"
+    save_outputs(out, _synthetic_results(0.0), {})
+    before = snapshot(out)
+    config = preset_config("quick", encoders={"en": str(tmp_path / "missing-encoder"), "fr": str(tmp_path / "x")})
+    with pytest.raises(SourceNotFoundError, match="does not exist"):
+        run_reproduce(config, out, overwrite=True)
+    assert snapshot(out) == before and leftovers(out) == []
