@@ -5,7 +5,7 @@
 the difference is the relative transform against the anchors and a head over them instead of over the latent. Prints
 the median times side by side and their ratio (target ≤ 1.05×).
 
-    python benchmarks/bench_vision_inference.py [--threads 1] [--batch 8] [--anchors 768] [--image-size 224]
+    python benchmarks/bench_vision_inference.py [--threads 1] [--batch 8] [--anchors 256] [--image-size 224]
 """
 
 import argparse
@@ -20,20 +20,11 @@ from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPi
 from hf_relrep import RelativeEncoderConfig, RelativeModelForImageClassification
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--anchors", type=int, default=768)
+    parser.add_argument("--anchors", type=int, default=256)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=11)
@@ -66,20 +57,26 @@ def main() -> None:
         models[normalization] = model
 
     pixel_values = torch.randn(args.batch, 3, args.image_size, args.image_size)
+    contenders = {"ViTForImageClassification": plain}
+    contenders.update({f"RelativeModelForImageClassification ({name})": model for name, model in models.items()})
+    times = {name: [] for name in contenders}
     with torch.no_grad():
-        for model in (plain, *models.values()):
+        for model in contenders.values():
             model(pixel_values=pixel_values)  # warm-up
-        plain_time = median_time(lambda: plain(pixel_values=pixel_values), args.repeats)
-        print(
-            f"ViT-S/16 {args.layers} layers, {args.image_size}px, batch {args.batch}, {args.anchors} anchors, "
-            f"{args.threads} thread(s); median of {args.repeats}"
-        )
-        print(f"{'model':<38} {'ms/batch':>10} {'ratio':>7}")
-        print(f"{'ViTForImageClassification':<38} {1000 * plain_time:>10.1f} {1.0:>7.3f}")
-        for normalization, model in models.items():
-            relative_time = median_time(lambda model=model: model(pixel_values=pixel_values), args.repeats)
-            name = f"RelativeModelForImageClassification ({normalization})"
-            print(f"{name:<38} {1000 * relative_time:>10.1f} {relative_time / plain_time:>7.3f}")
+        for _ in range(args.repeats):  # interleaved, so that a busy machine slows every contender alike
+            for name, model in contenders.items():
+                start = time.perf_counter()
+                model(pixel_values=pixel_values)
+                times[name].append(time.perf_counter() - start)
+    print(
+        f"ViT-S/16 {args.layers} layers, {args.image_size}px, batch {args.batch}, {args.anchors} anchors, "
+        f"{args.threads} thread(s); median of {args.repeats} interleaved rounds"
+    )
+    print(f"{'model':<46} {'ms/batch':>10} {'ratio':>7}")
+    reference = statistics.median(times["ViTForImageClassification"])
+    for name, measured in times.items():
+        median = statistics.median(measured)
+        print(f"{name:<46} {1000 * median:>10.1f} {median / reference:>7.3f}")
 
 
 if __name__ == "__main__":

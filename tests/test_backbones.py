@@ -53,6 +53,7 @@ from hf_relrep import (
     RelativeModelForAudioClassification,
     RelativeModelForImageClassification,
     RelativeModelForSequenceClassification,
+    RelRepError,
     stitch,
 )
 from hf_relrep.modeling import ANCHORS_FILE
@@ -479,16 +480,23 @@ def test_modality_mismatches_say_what_to_use(folders, models):
 
 
 def test_a_backbone_automodel_cannot_load_is_a_typed_error(folders, tmp_path):
-    (tmp_path / "no-model").mkdir()
+    unknown = tmp_path / "unknown"
+    unknown.mkdir()
+    (unknown / "config.json").write_text('{"model_type": "no-such-architecture"}')
     with pytest.raises(BackboneError, match="AutoConfig cannot read the backbone"):
         RelativeModelForImageClassification.from_backbone_pretrained(
-            str(tmp_path / "no-model"), anchor_images=ANCHORS["image"], num_labels=2
+            str(unknown), anchor_images=ANCHORS["image"], num_labels=2
         )
     weightless = tmp_path / "weightless"
     AutoConfig.from_pretrained(folders["vit"]).save_pretrained(weightless)
-    with pytest.raises(BackboneError, match="AutoModel cannot load the backbone"):
+    with pytest.raises(RelRepError, match="(?i)weights|safetensors"):  # BackboneError, or the loader's own
         RelativeModelForImageClassification.from_backbone_pretrained(
             str(weightless), anchor_images=ANCHORS["image"], num_labels=2
+        )
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RelRepError, match="config.json"):
+        RelativeModelForImageClassification.from_backbone_pretrained(
+            str(tmp_path / "empty"), anchor_images=ANCHORS["image"], num_labels=2
         )
 
 

@@ -5,6 +5,7 @@ the relative vector. The task classes differ only in the names of their inputs, 
 filter and the Auto classes see the signature they expect.
 """
 
+import contextlib
 import copy
 import os
 from typing import Any, ClassVar
@@ -14,7 +15,7 @@ from torch import nn
 from transformers import AutoConfig, PreTrainedModel
 
 from ..configuration import RelativeEncoderConfig
-from ..errors import BackboneError, ModalityError, RelRepError
+from ..errors import BackboneError, ModalityError, ProcessorError, RelRepError
 from ..hub import RelativeHubMixin
 from ..projection import check_anchor_count
 from .base import RelativePreTrainedModel
@@ -172,9 +173,12 @@ class RelativeClassifierBase(RelativeHubMixin, RelativePreTrainedModel):
             **config_kwargs,
         )
         model = cls(config, backbone=backbone)
-        if processor is None and (anchors is not None or modality.stores_arrays):
-            hub = {key: backbone_kwargs[key] for key in HUB_KEYS if key in backbone_kwargs}
+        hub = {key: backbone_kwargs[key] for key in HUB_KEYS if key in backbone_kwargs}
+        if processor is None and anchors is not None:
             processor = modality.load_processor(pretrained_model_name_or_path, **hub)
+        elif processor is None and modality.stores_arrays:  # no anchors: kept for pipelines when there is one
+            with contextlib.suppress(ProcessorError):
+                processor = modality.load_processor(pretrained_model_name_or_path, **hub)
         if processor is not None:
             modality.check_processor(processor)
             model.encoder.processor = processor

@@ -65,7 +65,11 @@ class RelativeModel(RelativePreTrainedModel):
         if backbone is None:
             backbone = encoder_of(AutoModel.from_config(config.backbone, **backbone_init_kwargs(config)))
         self.backbone = backbone
-        config.backbone._attn_implementation = self.backbone.config._attn_implementation
+        # The backbone's attention choice; the config it was built with may be this very object, which
+        # RelativeEncoderConfig reset to its own (None) when it took it in.
+        attention = self.backbone.config._attn_implementation or config._attn_implementation
+        config.backbone._attn_implementation = attention
+        self.backbone.config._attn_implementation = attention
         if not getattr(config.backbone, "is_encoder_decoder", False):
             # One config object for the backbone, as in EncoderDecoderModel. An encoder-decoder's encoder keeps its
             # own (T5's is a copy marked as no decoder).
