@@ -439,3 +439,21 @@ def test_cuda_matches_cpu_with_ties_and_several_spaces():
     on_device = death_times([p.cuda() for p in points])
     for a, b in zip(on_device, death_times(points), strict=True):
         torch.testing.assert_close(a.cpu(), b, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_deviation_loss_has_the_gradient_of_the_plain_formula_and_ignores_invalid_rows():
+    from hf_relrep.spanning_tree import deviation_losses, edge_lengths, minimum_spanning_edges
+
+    points = random_cloud(12, 4, 10, 3).requires_grad_(True)
+    valid = torch.tensor([True, False, True, True])
+    edges, _ = minimum_spanning_edges([points])
+    (fused,), (lengths,) = deviation_losses([points], edges, [0.7], valid)
+    plain = ((edge_lengths([points], edges, sort=False)[0] - 0.7).abs() * valid.unsqueeze(1)).sum()
+    torch.testing.assert_close(fused, plain)
+    assert not lengths.requires_grad
+    grads = [torch.autograd.grad(loss, points)[0] for loss in (fused, plain)]
+    torch.testing.assert_close(grads[0], grads[1])
+    assert torch.equal(grads[0][1], torch.zeros(10, 3))  # an invalid row gets no gradient
+    assert torch.autograd.gradcheck(
+        lambda x: deviation_losses([x], edges, [0.7], valid)[0][0], (points.detach().requires_grad_(True),)
+    )
