@@ -523,3 +523,17 @@ def test_image_anchors_are_processed_once_while_training(folders):
     for _ in range(3):  # the backbone trains: the anchors are re-embedded every step, from the same pixels
         model(**inputs, labels=torch.tensor([0, 1, 2, 0])).loss.backward()
     assert counting.calls == 1
+
+
+def test_reproduce_vision_command_prints_the_stitching_table(tmp_path, capsys):
+    from hf_relrep.cli import main
+
+    out = tmp_path / "scores.json"
+    argv = ["reproduce-vision", "--seeds", "0", "--methods", "absolute", "robust", "--epochs", "1", "1"]
+    assert main([*argv, "--anchors", "20", "--json", str(out), "--quiet"]) == 0
+    table = capsys.readouterr().out
+    assert "| vit | convnext |" in table and "| convnext | vit |" in table
+    import json
+
+    scores = json.loads(out.read_text())["scores"]
+    assert set(scores) == {"absolute", "robust"} and len(scores["robust"]["vit→convnext"]) == 1
