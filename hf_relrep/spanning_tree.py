@@ -95,7 +95,7 @@ def _edge_keys(clouds: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch
     # rounding can make d² slightly negative (never -0.0: norms are >= +0); NaN (bad points) stays NaN, whose bits
     # still rank below "no edge": the result stays a spanning tree with valid indices, and callers check sq_norms
     sq = sq.clamp_min_(0.0)
-    keys = torch.add(const.index, sq.view(torch.int32).double(), alpha=2**const.shift)
+    keys = torch.add(const.index, sq.view(torch.int32), alpha=2**const.shift)  # float64, exact integers
     keys = torch.minimum(keys, keys.transpose(1, 2))  # the Gram product need not be bitwise symmetric
     return keys, sq_norms
 
