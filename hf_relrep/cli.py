@@ -122,6 +122,8 @@ def run_stitch(args: argparse.Namespace) -> int:
     )
     if args.tokenizer:
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, token=args.token)
+    elif model.encoder.modality.name != "text":
+        tokenizer = None  # image and audio models save their encoder's processor themselves
     else:
         tokenizer = load_tokenizer(
             args.encoder,
@@ -133,8 +135,9 @@ def run_stitch(args: argparse.Namespace) -> int:
     check_output_dir(out, overwrite=args.overwrite)  # nobody wrote there meanwhile
     with atomic_folder(out, marker="stitch") as tmp:  # the old stitched model or the new one, never a mix
         model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        build_model_card(model, repo_id=args.push, has_tokenizer=True).save(str(tmp / "README.md"))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        build_model_card(model, repo_id=args.push, has_tokenizer=tokenizer is not None).save(str(tmp / "README.md"))
     print(f"stitched encoder {args.encoder} + head {args.head} -> {out}")
     if args.push:
         commit = model.push_to_hub(args.push, tokenizer=tokenizer, private=args.private, token=args.token)

@@ -537,3 +537,21 @@ def test_reproduce_vision_command_prints_the_stitching_table(tmp_path, capsys):
 
     scores = json.loads(out.read_text())["scores"]
     assert set(scores) == {"absolute", "robust"} and len(scores["robust"]["vit→convnext"]) == 1
+
+
+def test_cli_stitches_two_saved_vision_models(models, tmp_path):
+    from hf_relrep.cli import main
+
+    models["vit"].save_pretrained(tmp_path / "vit")
+    models["convnext"].save_pretrained(tmp_path / "convnext")
+    out = tmp_path / "stitched"
+    assert (
+        main(["stitch", "--encoder", str(tmp_path / "vit"), "--head", str(tmp_path / "convnext"), "--out", str(out)])
+        == 0
+    )
+    stitched = AutoModelForImageClassification.from_pretrained(out)
+    inputs = batch(models["vit"], RAW_INPUTS["image"])
+    with torch.no_grad():
+        expected = models["convnext"].head(models["vit"](**inputs).relative)
+        torch.testing.assert_close(stitched(**inputs).logits, expected)
+    assert pipeline("image-classification", model=str(out))(RAW_INPUTS["image"][0].astype(np.uint8).copy())
