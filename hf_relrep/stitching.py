@@ -232,6 +232,9 @@ def stitch(
     if share_weights:
         for tensor in [*encoder_model.parameters(), *encoder_model.buffers(), *head_model.head.parameters()]:
             memo[id(tensor)] = tensor
+        processor = encoder_model.encoder.processor  # shared too: deep-copying a tokenizer costs ~0.5 s
+        if processor is not None:
+            memo[id(processor)] = processor
     stitched = copy.deepcopy(encoder_model, memo)
     stitched.head = copy.deepcopy(head_model.head, memo)
     config = stitched.config

@@ -117,9 +117,11 @@ def stitch_pair(
 ):
     """`models[encoder]`'s encoder side with `models[head]`'s head: plainly, or through the method's translation
     fitted on the parallel anchors (from cached features when the backbones are frozen, else from the texts)."""
+    if encoder == head:  # a model with its own head: nothing to stitch (a copy would predict exactly the same)
+        return models[encoder].eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AbsoluteStitchingWarning)
-        if method.translation is None or encoder == head:  # a model's own head reads its own space: no translation
+        if method.translation is None:
             return stitch(encoder_from=models[encoder], head_from=models[head], share_weights=True)
     if setups[encoder].anchor_features is not None:
         anchors = {"anchor_latents": (anchor_latents(models[encoder], setups[encoder]), anchor_latents(models[head], setups[head]))}  # fmt: skip

@@ -91,18 +91,25 @@ def probe_death_times(model, inputs: dict, labels: torch.Tensor, n: int) -> dict
 
 def median_deaths(model, inputs: dict, labels: torch.Tensor, n: int) -> dict[str, float]:
     """The median death time of the probe per space (the scale β is read against)."""
-    return {
-        space: float(torch.cat(list(deaths.values())).median()) if deaths else float("nan")
-        for space, deaths in probe_death_times(model, inputs, labels, n).items()
-    }
+    return medians_of(probe_death_times(model, inputs, labels, n))
 
 
 def death_times_for_plot(model, inputs: dict, labels: torch.Tensor, n: int) -> dict[str, dict[int, list[float]]]:
     """The probe's death times per space and class, as lists (for results and histograms)."""
+    return lists_of(probe_death_times(model, inputs, labels, n))
+
+
+def medians_of(deaths_by_space: dict[str, dict[int, torch.Tensor]]) -> dict[str, float]:
+    """`median_deaths` of death times already computed by `probe_death_times`."""
     return {
-        space: {c: d.tolist() for c, d in deaths.items()}
-        for space, deaths in probe_death_times(model, inputs, labels, n).items()
+        space: float(torch.cat(list(deaths.values())).median()) if deaths else float("nan")
+        for space, deaths in deaths_by_space.items()
     }
+
+
+def lists_of(deaths_by_space: dict[str, dict[int, torch.Tensor]]) -> dict[str, dict[int, list[float]]]:
+    """`death_times_for_plot` of death times already computed by `probe_death_times`."""
+    return {space: {c: d.tolist() for c, d in deaths.items()} for space, deaths in deaths_by_space.items()}
 
 
 def train_one(
@@ -117,7 +124,8 @@ def train_one(
     probe = balanced_probe(data.train_labels, n, seed)
     probe_inputs = model_inputs(setup, dataset, probe)
     probe_labels = torch.tensor([data.train_labels[i] for i in probe])
-    info: dict[str, Any] = {"death_median_before": median_deaths(model, probe_inputs, probe_labels, n)}
+    probe_before = probe_death_times(model, probe_inputs, probe_labels, n)  # one probe pass, read twice
+    info: dict[str, Any] = {"death_median_before": medians_of(probe_before)}
 
     topo: dict[str, Any] = {"topo_weight_pre": 0.0, "topo_weight_post": 0.0}
     if method.densify:
@@ -129,7 +137,7 @@ def train_one(
             "topo_beta_pre": beta_pre, "topo_beta_post": beta_post,
         }  # fmt: skip
         info["beta"] = {"pre": beta_pre, "post": beta_post}
-        info["death_times_before"] = death_times_for_plot(model, probe_inputs, probe_labels, n)
+        info["death_times_before"] = lists_of(probe_before)
     args = TopoTrainingArguments(
         output_dir=str(work_dir),
         num_train_epochs=config.epochs,
@@ -160,10 +168,11 @@ def train_one(
     trainer = TopoTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator, optimizers=optimizers)
     trainer.remove_callback(PrinterCallback)  # one progress bar over all models instead of a log line per model
     trainer.train()
-    info["death_median_after"] = median_deaths(model, probe_inputs, probe_labels, n)
+    probe_after = probe_death_times(model, probe_inputs, probe_labels, n)
+    info["death_median_after"] = medians_of(probe_after)
     info["steps"] = trainer.state.global_step
     if method.densify:
-        info["death_times"] = death_times_for_plot(model, probe_inputs, probe_labels, n)
+        info["death_times"] = lists_of(probe_after)
     model.eval()
     return model, info
 
@@ -187,7 +196,9 @@ __all__ = [
     "build_model",
     "common_latent_size",
     "death_times_for_plot",
+    "lists_of",
     "median_deaths",
+    "medians_of",
     "train_one",
     "two_speed_adamw",
 ]
