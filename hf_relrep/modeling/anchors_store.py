@@ -8,6 +8,7 @@ rate of audio anchors). The saved processor turns them back into backbone inputs
 
 import os
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -70,10 +71,35 @@ def resolve_anchors_file(source: str | os.PathLike, hub_kwargs: dict[str, Any]) 
         return None
 
 
+def read_anchor_store(
+    source: str | os.PathLike, hub_kwargs: dict[str, Any], config: Any, fingerprint: Callable[[list[Any]], str]
+) -> tuple[list[np.ndarray], dict[str, str]]:
+    """The raw anchors saved with a model (folder or Hub id), checked against its config.
+
+    Raises:
+        AnchorError: no anchors file, or anchors whose count or `fingerprint` differ from the config's.
+    """
+    path = resolve_anchors_file(source, hub_kwargs)
+    if path is None:
+        raise AnchorError(
+            f"{source} has no {ANCHORS_FILE}, which holds this model's {config.num_anchors} anchors; save the model "
+            "again with save_pretrained, or call model.set_anchors(anchors, processor) with the original anchors."
+        )
+    anchors, metadata = load_anchor_arrays(path)
+    if len(anchors) != config.num_anchors or fingerprint(anchors) != config.anchor_fingerprint:
+        raise AnchorError(
+            f"The anchors in {path} do not match the model's config (anchor_fingerprint): the file was edited or "
+            "belongs to another model. Restore the original file, or call model.set_anchors(anchors, processor) "
+            "with the anchors the model should use."
+        )
+    return anchors, metadata
+
+
 __all__ = [
     "ANCHORS_FILE",
     "HUB_KWARGS",
     "load_anchor_arrays",
+    "read_anchor_store",
     "resolve_anchors_file",
     "save_anchor_arrays",
 ]

@@ -18,7 +18,7 @@ from ..configuration import RelativeEncoderConfig, anchor_fingerprint
 from ..errors import AnchorError, ProcessorError
 from ..pooling import backbone_output_size, pool_outputs
 from ..projection import RelativeProjection, check_anchor_count
-from .anchors_store import load_anchor_arrays, resolve_anchors_file, save_anchor_arrays
+from .anchors_store import read_anchor_store, save_anchor_arrays
 from .base import RelativePreTrainedModel
 from .heads import build_adapter
 from .loading import without_pooler
@@ -288,12 +288,10 @@ class RelativeModel(RelativePreTrainedModel):
         if self.processor is not None:
             self.processor.save_pretrained(save_directory)
         if self.modality.stores_arrays and self.raw_anchors is not None:
-            metadata = {
-                "modality": self.modality.name,
-                "fingerprint": self.config.anchor_fingerprint or "",
-                **self.modality.store_metadata(self.anchor_options),
-            }
-            save_anchor_arrays(save_directory, self.raw_anchors, metadata)
+            metadata = {"modality": self.modality.name, "fingerprint": self.config.anchor_fingerprint or ""}
+            save_anchor_arrays(
+                save_directory, self.raw_anchors, {**metadata, **self.modality.store_metadata(self.anchor_options)}
+            )
 
     def load_extra_files(self, source: str | os.PathLike, *, processor: Any = None, **hub_kwargs: Any) -> None:
         """Attach the processor (given, or saved with `source`) and read image or audio anchors back.
@@ -307,26 +305,15 @@ class RelativeModel(RelativePreTrainedModel):
             self.processor = processor
         if not self.modality.stores_arrays or self.config.num_anchors == 0:
             return
-        path = resolve_anchors_file(source, hub_kwargs)
-        if path is None:
-            raise AnchorError(
-                f"{source} has no anchors.safetensors, which holds this model's {self.config.num_anchors} "
-                f"{self.modality.name} anchors; save the model again with save_pretrained, or call "
-                "model.set_anchors(anchors, processor) with the original anchors."
-            )
-        anchors, metadata = load_anchor_arrays(path)
-        fingerprint = self.modality.fingerprint(anchors)
-        if len(anchors) != self.config.num_anchors or fingerprint != self.config.anchor_fingerprint:
-            raise AnchorError(
-                f"The anchors in {path} do not match the model's config (anchor_fingerprint): the file was edited or "
-                "belongs to another model. Restore the original file, or call model.set_anchors(anchors, processor) "
-                "with the anchors the model should use."
-            )
+        anchors, metadata = read_anchor_store(source, hub_kwargs, self.config, self.modality.fingerprint)
         self.raw_anchors = anchors
         self.anchor_options = self.modality.options_from_metadata(metadata)
         self._anchor_input_cache = None
         if self.processor is None:
-            self.processor = self.modality.load_processor(source, **_processor_hub_kwargs(hub_kwargs))
+            keys = ("revision", "token", "cache_dir", "local_files_only", "subfolder")
+            self.processor = self.modality.load_processor(
+                source, **{key: hub_kwargs[key] for key in keys if hub_kwargs.get(key) is not None}
+            )
         self.modality.check_processor(self.processor)
         self.clear_anchor_cache()
 
@@ -405,11 +392,6 @@ class RelativeModel(RelativePreTrainedModel):
 
     def set_input_embeddings(self, value: nn.Module) -> None:
         self.backbone.set_input_embeddings(value)
-
-
-def _processor_hub_kwargs(hub_kwargs: dict[str, Any]) -> dict[str, Any]:
-    keys = ("revision", "token", "cache_dir", "local_files_only", "subfolder")
-    return {key: hub_kwargs[key] for key in keys if hub_kwargs.get(key) is not None}
 
 
 __all__ = ["ANCHOR_CHUNK_SIZE", "RelativeModel", "backbone_init_kwargs", "encoder_of"]
