@@ -390,7 +390,8 @@ def test_encoder_decoders_wrap_their_encoder_only(models, folders, tmp_path):
 def test_decoder_only_pools_the_last_real_token_by_default(models):
     assert models["gpt2"].config.pooling == "last" and models["llama"].config.pooling == "last"
     assert models["bert"].config.pooling == "cls" and models["wav2vec2"].config.pooling == "mean"
-    assert models["vit"].config.pooling == "cls" and models["convnext"].config.pooling == "mean"
+    assert models["vit"].config.pooling == "cls" and models["clip"].config.pooling == "cls"
+    assert models["convnext"].config.pooling == "pooler" and models["resnet"].config.pooling == "pooler"
     assert models["swin"].config.pooling == "mean"
 
 
@@ -412,14 +413,20 @@ def test_vision_mean_pooling_averages_patches_not_the_cls_token(folders):
         torch.testing.assert_close(model(pixel_values=pixel_values).latents, hidden[:, 1:].mean(1))
 
 
-def test_pooler_pooling_reads_the_backbone_pooled_output(folders):
+@pytest.mark.parametrize("pooling", ["mean", "max", "pooler"])
+def test_feature_maps_pool_globally_or_through_the_backbone_pooler(folders, pooling):
     model = RelativeModelForImageClassification.from_backbone_pretrained(
-        str(folders["convnext"]), anchor_images=ANCHORS["image"], num_labels=3, pooling="pooler"
+        str(folders["convnext"]), anchor_images=ANCHORS["image"], num_labels=3, pooling=pooling
     ).eval()
     pixel_values = batch(model, RAW_INPUTS["image"])["pixel_values"]
     with torch.no_grad():
-        pooled = model.encoder.backbone(pixel_values=pixel_values).pooler_output
-        torch.testing.assert_close(model(pixel_values=pixel_values).latents, pooled)
+        outputs = model.encoder.backbone(pixel_values=pixel_values)
+        expected = {
+            "mean": outputs.last_hidden_state.mean(dim=(2, 3)),  # [batch, channels, height, width]
+            "max": outputs.last_hidden_state.amax(dim=(2, 3)),
+            "pooler": outputs.pooler_output,
+        }[pooling]
+        torch.testing.assert_close(model(pixel_values=pixel_values).latents, expected)
 
 
 # ---------------------------------------------------------------- anchors and errors

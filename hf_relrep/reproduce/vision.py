@@ -116,7 +116,7 @@ def build_classifier(
         backbone=backbone_config(architecture, config.latent_size),
         anchor_count=len(anchors) if method != "absolute" else None,
         id2label={i: str(i) for i in range(10)},
-        pooling="cls" if architecture == "vit" else "mean",
+        pooling="cls" if architecture == "vit" else "pooler",  # as ViT/ConvNextForImageClassification read
         **VISION_METHODS[method],
     )
     model = RelativeModelForImageClassification(model_config, backbone=backbone)

@@ -1,11 +1,13 @@
 """Images: ``pixel_values`` in, anchors as ``uint8`` H×W×C arrays in ``anchors.safetensors``.
 
-Vision transformers (ViT, DINOv2, CLIP's vision tower) pool their CLS token by default; backbones without one (Swin)
-and convolutional ones whose output is a feature map (ConvNeXt, ResNet) average it. ``"mean"`` on a token sequence
+By default each backbone pools as its architecture's own image classifier does: vision transformers (ViT, DINOv2,
+CLIP's vision tower) their CLS token; ConvNeXt and ResNet their pooled output (the global average of the feature map,
+layer-normed for ConvNeXt); Swin the mean over its patches. ``"mean"`` on a token sequence
 leaves the CLS and register tokens out (the mean over patches, as `CLIPForImageClassification` and DINOv2 take it);
 ``"pooler"`` reads the backbone's own pooled output.
 """
 
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -83,7 +85,15 @@ class VisionModality(Modality):
         return 0
 
     def pick_pooling(self, backbone: Any) -> str:
-        return "cls" if self.prefix_tokens(backbone) else "mean"
+        """What the architecture's own image classifier reads: the CLS token (ViT, DINOv2, CLIP), else the backbone's
+        pooled output when it has one (ConvNeXt: layer-normed global average; ResNet: global average), else the mean
+        over patches or the global average of the feature map."""
+        if self.prefix_tokens(backbone):
+            return "cls"
+        if "add_pooling_layer" in inspect.signature(type(backbone)).parameters:
+            return "mean"  # an optional pooling layer (Swin's: the mean), not built unless pooling="pooler"
+        returns = str(inspect.signature(type(backbone).forward).return_annotation)
+        return "pooler" if "Pooling" in returns else "mean"
 
     def prepare_anchors(self, anchors: Any, processor: Any, options: dict[str, Any]) -> list[np.ndarray]:
         return [as_image_array(image, index) for index, image in enumerate(anchors)]
