@@ -24,6 +24,7 @@ Example:
     tensor(1.)
 """
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -202,7 +203,8 @@ def class_groups(
 
     Returns:
         One :class:`ClassGroups` per group size (one at most with ``samples_per_class``); empty when no class has a
-        group (with ``on_device``, a :class:`ClassGroups` whose ``valid`` is all false).
+        group (with ``on_device``, a :class:`ClassGroups` whose ``valid`` is all false). Treat them as read-only: host
+        groups are cached per label layout.
     """
     if on_device is None:
         on_device = labels.device.type != "cpu" and samples_per_class is not None
@@ -210,8 +212,15 @@ def class_groups(
         if samples_per_class is None:
             raise ConfigurationError("Class groups built on the device need samples_per_class (a static group size).")
         return [_device_groups(labels, samples_per_class)]
+    return list(_host_groups(tuple(labels.tolist()), samples_per_class, labels.device))
+
+
+@functools.lru_cache(maxsize=256)
+def _host_groups(labels: tuple[int, ...], samples_per_class: int | None, device: torch.device) -> tuple[ClassGroups]:
+    """`class_groups` from the labels as Python ints; cached, as a class-balanced sampler repeats few label layouts
+    (the tensors are shared between calls: read-only)."""
     order: dict[int, list[int]] = {}
-    for index, label in enumerate(labels.tolist()):
+    for index, label in enumerate(labels):
         order.setdefault(int(label), []).append(index)
     by_size: dict[int, tuple[list[int], list[list[int]]]] = {}
     for label, indices in order.items():
@@ -220,14 +229,14 @@ def class_groups(
             classes, rows = by_size.setdefault(n, ([], []))
             classes.append(label)
             rows.append(indices[start : start + n])
-    return [
+    return tuple(
         ClassGroups(
-            torch.tensor(rows, device=labels.device),
-            torch.tensor(classes, device=labels.device),
+            torch.tensor(rows, device=device),
+            torch.tensor(classes, device=device),
             consecutive=[i for row in rows for i in row] == list(range(len(rows) * len(rows[0]))),
         )
         for classes, rows in by_size.values()
-    ]
+    )
 
 
 def _device_groups(labels: torch.Tensor, n: int) -> ClassGroups:
