@@ -6,7 +6,7 @@ on e.g. a DINOv2 and a ConvNeXt checkpoint instead). Each frozen backbone then g
 similarities to the same 100 anchor images; `stitch` puts one model's head on the other's encoder, which is saved and
 loaded back through the Auto class and the image-classification pipeline like any model.
 
-    python examples/vision_stitching.py            # ~1 minute on one CPU thread
+    python examples/vision_stitching.py            # 1–2 minutes on one CPU thread
     hf-relrep reproduce-vision                     # the README table: 4 methods × 3 seeds
 """
 
