@@ -374,7 +374,7 @@ def test_densification_of_two_spaces_equals_two_losses():
 @settings(max_examples=30, deadline=None)
 @given(labels=st.lists(st.integers(0, 4), min_size=2, max_size=40), n=st.integers(2, 6))
 def test_groups_built_on_the_device_equal_the_host_groups(labels, n):
-    from hf_relrep.topology import class_groups
+    from hf_relrep.grouping import class_groups
 
     labels = torch.tensor(labels)
     host = class_groups(labels, n, on_device=False)
