@@ -101,6 +101,7 @@ def test_anchor_sweep_writes_its_table_and_plot(prepared, tmp_path):
         "fr-head/fr-encoder",
     }
     assert set(cell["ratio"]) == {"en-head/fr-encoder", "fr-head/en-encoder"} and cell["coverage"]["mean"] > 0
+    assert len(cell["per_seed"]["en-head/fr-encoder"]) == config.seeds
     assert results["cells"] == saved["cells"]
     text = (tmp_path / "sweep" / "anchor_sweep.txt").read_text()
     assert "kmeans" in text and "coverage" in text

@@ -122,8 +122,13 @@ def run_anchor_sweep(
 
 
 def cell_summary(accuracy: dict[str, list[float]], covered: list[float]) -> dict:
-    """Mean ± std per (head, encoder) pair, stitched/native ratios per encoder language, and the pool coverage."""
-    cell = {"accuracy": {pair: summarize(values) for pair, values in accuracy.items()}, "ratio": {}}
+    """Mean ± std per (head, encoder) pair (and the per-seed values), stitched/native ratios per encoder language,
+    and the pool coverage."""
+    cell = {
+        "accuracy": {pair: summarize(values) for pair, values in accuracy.items()},
+        "ratio": {},
+        "per_seed": accuracy,
+    }
     for encoder in LANGUAGES:
         native = cell["accuracy"][f"{encoder}-head/{encoder}-encoder"]["mean"]
         for head in LANGUAGES:

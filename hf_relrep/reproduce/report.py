@@ -108,7 +108,7 @@ def report(results: dict) -> str:
     methods = list(results["summary"])
     lines = [format_table(results["summary"], methods), "", "Stitched accuracy / the encoder language's own accuracy:"]
     for method, ratios in results["stitching_ratio"].items():
-        lines.append(f"  {method:<12}" + "  ".join(f"{pair} {ratio:.3f}" for pair, ratio in ratios.items()))
+        lines.append(f"  {method:<20}" + "  ".join(f"{pair} {ratio:.3f}" for pair, ratio in ratios.items()))
     if "densification" in results:
         lines += ["", "robust+topo − robust accuracy (mean ± std of per-seed differences):"]
         for pair, effect in results["densification"].items():
