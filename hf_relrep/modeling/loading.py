@@ -11,10 +11,12 @@ The same three rules hold for relative models, stitched parts, backbones and the
   ends in "cannot connect" or "not a valid model identifier".
 """
 
+import contextlib
 import inspect
+import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import huggingface_hub
@@ -215,6 +217,37 @@ def load_config(source: str | os.PathLike, *, what: str = "model", **kwargs: Any
         raise mapped from error
 
 
+class _DroppedPoolerReport(logging.Filter):
+    """Drops transformers' load report when all it lists is the pooler we chose not to build.
+
+    BERT-like checkpoints ship a pooling layer that hf-relrep does not use (it pools the token states itself), so
+    their ``pooler.*`` weights are "UNEXPECTED" on purpose. A report that lists anything else (a missing or
+    mismatched weight, another unexpected key) is a real problem and goes through untouched.
+    """
+
+    _ROW = re.compile(r"^\s*(\S+)\s*\|\s*([A-Z_]+)\s*\|")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = re.sub(r"\x1b\[[0-9;]*m", "", record.getMessage())  # the report may be coloured
+        if "LOAD REPORT" not in message:
+            return True
+        rows = [match.groups() for match in map(self._ROW.match, message.splitlines()) if match]
+        rows = [(key, status) for key, status in rows if status != "STATUS"]
+        on_purpose = rows and all(status == "UNEXPECTED" and key.startswith("pooler.") for key, status in rows)
+        return not on_purpose
+
+
+@contextlib.contextmanager
+def _quiet_dropped_pooler() -> Iterator[None]:
+    report_logger = logging.getLogger("transformers.modeling_utils")
+    report_filter = _DroppedPoolerReport()
+    report_logger.addFilter(report_filter)
+    try:
+        yield
+    finally:
+        report_logger.removeFilter(report_filter)
+
+
 def load_backbone(
     source: str | os.PathLike,
     *,
@@ -240,10 +273,11 @@ def load_backbone(
     if config is None:
         config = load_config(source, what="backbone", **{k: kwargs[k] for k in _HUB_KWARGS if k in kwargs})
     init = {} if keep_pooler else without_pooler(config)
-    return safe_from_pretrained(
-        AutoModel.from_pretrained, source, use_safetensors=use_safetensors, verify_checksums=verify_checksums,
-        what="backbone", config=config, **{**init, **kwargs},
-    )  # fmt: skip
+    with _quiet_dropped_pooler() if init else contextlib.nullcontext():
+        return safe_from_pretrained(
+            AutoModel.from_pretrained, source, use_safetensors=use_safetensors, verify_checksums=verify_checksums,
+            what="backbone", config=config, **{**init, **kwargs},
+        )  # fmt: skip
 
 
 __all__ = [
