@@ -1,7 +1,9 @@
 """hf-relrep: relative representations and zero-shot model stitching for Hugging Face Transformers.
 
-Importing the package registers the model type ``"hf-relrep"`` with `AutoConfig`, `AutoModel` and
-`AutoModelForSequenceClassification`, so saved models load through the Auto classes without ``trust_remote_code``.
+Importing the package registers the model types ``"hf-relrep"`` (relative classifiers of text, images and audio) and
+``"hf-relrep-translated"`` (absolute models stitched through a latent translation) with `AutoConfig`, `AutoModel` and
+the `AutoModelFor{Sequence,Image,Audio}Classification` classes, so saved models load through the Auto classes without
+``trust_remote_code``. Nothing else happens on import.
 """
 
 import os as _os
