@@ -5,13 +5,24 @@ import json
 import pytest
 import torch
 
+from hf_relrep.cli import main
 from hf_relrep.errors import ConfigurationError, OutputExistsError
-from hf_relrep.study import intertwiner_agreement, run_invariance
+from hf_relrep.study import intertwiner_agreement
 from hf_relrep.study.batch_stats import batch_sensitivity, run_batch_stats
+from hf_relrep.study.densification import plan, stratified_subset
 from hf_relrep.study.intertwiners import TRANSFORMS, expected_invariant, in_group
 from hf_relrep.study.invariance import SETTINGS, measure
 from hf_relrep.study.io import prepare_out_dir
 from hf_relrep.study.paired import bootstrap_interval, excludes_zero, paired_t_interval
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one torch thread is faster, and on a shared machine two threads of small kernels spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("stats", ["anchors", "batch", "running"])
@@ -42,18 +53,23 @@ def test_group_membership_follows_the_activation():
     assert expected_invariant("gelu", "none", "intertwiner") and not expected_invariant("relu", "none", "intertwiner")
 
 
-def test_invariance_quick_writes_results_table_and_plot(tmp_path):
-    results = run_invariance(tmp_path / "inv", quick=True, activations=("relu", "tanh"))
-    files = {p.name for p in (tmp_path / "inv").iterdir()}
-    assert {"results.json", "table.md", "invariance.png"} <= files
-    assert not [name for name in files if ".tmp" in name]
-    saved = json.loads((tmp_path / "inv" / "results.json").read_text())
-    assert saved["summary"] == results["summary"]
+def test_cli_invariance_quick_pins_relu_intertwiners(tmp_path, capsys):
+    out = tmp_path / "inv"
+    assert main(["study", "invariance", "--quick", "--out", str(out)]) == 0
+    assert "## Intertwiner groups" in capsys.readouterr().out
+    files = {p.name for p in out.iterdir()}
+    assert {"results.json", "table.md", "invariance.png"} <= files and not [n for n in files if ".tmp" in n]
+    saved = json.loads((out / "results.json").read_text())
     rows = {(r["activation"], r["transform"], r["normalization"], r["stats"]): r for r in saved["summary"]}
+    assert {r[0] for r in rows} == {"relu", "leaky_relu", "gelu", "silu", "elu", "tanh"}
+    for stats in ("anchors", "batch", "running"):
+        assert rows[("relu", "intertwiner", "robust", stats)]["agreement_min"] == 1.0
+    assert rows[("relu", "intertwiner", "none", "anchors")]["agreement_min"] < 1.0
     assert rows[("tanh", "intertwiner", "robust", "batch")]["agreement_min"] == 1.0
     assert rows[("relu", "latent_affine", "whiten", "anchors")]["agreement_min"] == 1.0
     assert rows[("relu", "latent_rotation", "robust", "anchors")]["agreement_min"] < 1.0
-    assert "| relu (permutation × diagonal_scaling) |" in (tmp_path / "inv" / "table.md").read_text()
+    assert all(r["agreement_min"] == 1.0 for r in saved["summary"] if r["expected_invariant"])
+    assert "| relu (permutation × diagonal_scaling) |" in (out / "table.md").read_text()
 
 
 def test_unknown_names_are_refused():
@@ -110,3 +126,67 @@ def test_paired_intervals():
     assert paired_t_interval([0.3])["half_width"] == float("inf")
     boot = bootstrap_interval([0.5, 0.6, 0.7, 0.4, 0.55])
     assert 0.4 <= boot["low"] < boot["mean"] < boot["high"] <= 0.7
+
+
+# ------------------------------------------------------------------------------ embedded data, tiny backbones
+@pytest.fixture
+def tiny_encoders(language_backbones, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_RELREP_CACHE", str(tmp_path / "cache"))  # embeddings of the tiny backbones go here
+    english, french = language_backbones
+    return ["--encoder-en", str(english), "--encoder-fr", str(french)]
+
+
+def test_densification_quick_runs_pairs_and_continues_where_it_stopped(tiny_encoders, tmp_path, capsys):
+    out = tmp_path / "dens"
+    assert main(["study", "densification", "--quick", "--out", str(out), *tiny_encoders]) == 0
+    printed = capsys.readouterr().out
+    assert "| adapter | 250 |" in printed and str(out) in printed
+    results = json.loads((out / "results.json").read_text())
+    assert {(c["trainable"], c["size"]) for c in results["cells"]} == {(t, n) for t in ("head", "adapter")
+                                                                         for n in (50, 250)}  # fmt: skip
+    assert {"table.md", "densification.png"} <= {p.name for p in out.iterdir()}
+    units = sorted((out / "units").glob("*.json"))
+    assert len(units) == plan(quick=True)["units"] == 18
+    for cell in results["cells"]:
+        assert cell["seeds"] == 2 and set(cell["validation_gain"]) <= {"both-default", "both-strong"}
+        if cell["trainable"] == "head":  # nothing before the head trains: same init, same batches, same predictions
+            assert all(d == 0.0 for diff in cell["differences"].values() for d in diff["per_seed"])
+    # a killed study: two units lost; the rerun recomputes them (deterministically) and reuses the others
+    kept = {p.name: p.stat().st_mtime_ns for p in units[2:]}
+    for lost in units[:2]:
+        lost.unlink()
+    assert main(["study", "densification", "--quick", "--out", str(out), *tiny_encoders]) == 0
+    assert len(list((out / "units").glob("*.json"))) == 18
+    assert all((out / "units" / name).stat().st_mtime_ns == mtime for name, mtime in kept.items())
+    again = json.loads((out / "results.json").read_text())
+    assert [c["differences"] for c in again["cells"]] == [c["differences"] for c in results["cells"]]
+
+
+def test_batch_stats_on_the_embedded_data(tiny_encoders, tmp_path, language_backbones):
+    english, french = language_backbones
+    results = run_batch_stats(tmp_path / "bs", quick=True, text=True, encoders={"en": str(english), "fr": str(french)})
+    text_rows = [r for r in results["summary"] if r["setup"].startswith("EN/FR")]
+    assert {r["stats"] for r in text_rows} == {"anchors", "batch", "running"}
+    for row in text_rows:
+        if row["stats"] != "batch":  # the anchors' or running statistics do not see the batch
+            assert row["native_changed"] == 0.0 and row["stitched_changed"] == 0.0
+    assert next(r for r in text_rows if r["stats"] == "batch" and r["batch_size"] == 2)["native_changed"] > 0
+
+
+def test_study_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["study", "densification", "--sizes", "10", "--out", str(tmp_path / "a")]) == 2
+    assert main(["study", "densification", "--trainables", "everything", "--out", str(tmp_path / "b")]) == 2
+    assert main(["study", "invariance", "--sizes", "50", "--out", str(tmp_path / "c")]) == 2
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    assert main(["study", "invariance", "--quick", "--out", str(tmp_path / "taken")]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 4 and all(line.startswith("hf-relrep study: error: ") for line in errors)
+    assert not (tmp_path / "a").exists() and (tmp_path / "taken" / "notes.txt").read_text() == "mine"
+
+
+def test_stratified_subsets_are_balanced_and_seeded():
+    labels = [0] * 100 + [1] * 100
+    picks = stratified_subset(labels, 50, seed=3, offset=0)
+    assert len(set(picks)) == 50 and sum(labels[i] for i in picks) == 25
+    assert picks == stratified_subset(labels, 50, seed=3, offset=0) != stratified_subset(labels, 50, seed=4, offset=0)

@@ -185,7 +185,7 @@ def unit_config(base, trainable: Trainable, size: int, setting: TopoSetting | No
     return dataclasses.replace(base, **overrides)
 
 
-def _trainable_backbone(setup, trainable: Trainable):
+def trainable_backbone(setup, trainable: Trainable):
     """`setup` with its backbone's lower layers frozen (`build_model` deep-copies it, flags included)."""
     backbone = setup.backbone
     backbone.requires_grad_(trainable.top_layers is None)
@@ -219,7 +219,7 @@ def run_unit(ctx: Context, trainable: Trainable, size: int, seed: int, setting: 
         return cached
 
     started = time.perf_counter()
-    setups = {lang: _trainable_backbone(s, trainable) if not trainable.frozen else s
+    setups = {lang: trainable_backbone(s, trainable) if not trainable.frozen else s
               for lang, s in ctx.setups[trainable.frozen].items()}  # fmt: skip
     latent_size = common_latent_size(config, setups)
     models, train_setups, train_data, info = {}, {}, {}, {}
@@ -396,4 +396,6 @@ __all__ = [
     "samples_per_class",
     "plan",
     "stratified_subset",
+    "trainable_backbone",
+    "unit_config",
 ]

@@ -66,7 +66,7 @@ class InvarianceResult:
 @functools.lru_cache(maxsize=256)
 def trained(activation: str, normalization: str, stats: str, seed: int, settings: TrainSettings) -> RelativeMLP:
     """The trained network of one cell (cached in memory: the transforms of one cell share it)."""
-    task = make_task(seed)
+    task = make_task(seed, test_size=settings.test_size)
     model = build_network(task, activation, normalization, stats, settings, seed)
     return train_network(model, task.train_x, task.train_y, task.anchor_x, settings, seed)
 
@@ -95,7 +95,7 @@ def measure(
         )
     stats = "anchors" if normalization == "none" else stats
     with torch_threads(1):
-        task = make_task(seed)
+        task = make_task(seed, test_size=settings.test_size)
         model = trained(activation, normalization, stats, seed, settings)
         other = transformed(model, activation, transform, task.anchor_x, seed)
         calibrate_running(other, task.train_x, task.anchor_x, settings, seed)
@@ -238,7 +238,7 @@ def run_invariance(
     Args:
         out: the output folder (created; see [`prepare_out_dir`]).
         seeds: networks (data, initialisation and transform draws) per cell.
-        quick: shorter training (150 steps) and one seed.
+        quick: shorter training (100 steps), 512 test inputs and one seed.
         activations: a subset of `ACTIVATIONS`.
         progress: called with one line per trained network (e.g. ``print``); `None` is silent.
 
@@ -250,7 +250,7 @@ def run_invariance(
         raise ConfigurationError(f"Unknown activation(s) {unknown}; choose from {', '.join(ACTIVATIONS)}.")
     if seeds < 1:
         raise ConfigurationError(f"seeds must be ≥ 1, got {seeds}.")
-    settings = TrainSettings(steps=150) if quick else TrainSettings()
+    settings = TrainSettings(steps=100, test_size=512) if quick else TrainSettings()
     seeds = 1 if quick else seeds
     folder = prepare_out_dir(out, "invariance")
     started = time.perf_counter()

@@ -157,7 +157,7 @@ class RelativeMLP(nn.Module):
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How the small networks are built and trained (full-batch-free AdamW on class-mixed random batches)."""
+    """How the small networks are built and trained (AdamW on random batches), and how many test inputs score them."""
 
     hidden_size: int = 64
     latent_size: int = 32
@@ -166,6 +166,7 @@ class TrainSettings:
     learning_rate: float = 1e-2
     weight_decay: float = 1e-4
     calibration_batches: int = 16
+    test_size: int = 1024
 
 
 def build_network(
