@@ -15,6 +15,7 @@ the synthetic setup here and on the embedded sentiment data ([`hf_relrep.study.b
 """
 
 import itertools
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -197,7 +198,7 @@ def plot(summary: list[dict], path: Path) -> None:
             ax.set_xscale("log", base=2)
             ax.set_xlabel("batch size")
             ax.set_ylabel(ylabel)
-            ax.set_title(setup, fontsize=9)
+            ax.set_title(textwrap.fill(setup, 60), fontsize=8)
             ax.legend(fontsize=8)
     save_figure(figure, path)
 
