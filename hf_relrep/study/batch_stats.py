@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigurationError
-from .io import markdown_table, prepare_out_dir, save_figure, write_json, write_text
+from ..plotting import save_figure
+from .io import markdown_table, prepare_out_dir, write_json, write_text
 from .networks import DTYPE, RelativeMLP, TrainSettings, build_network, make_task, torch_threads, train_network
 
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import markdown_table, save_figure, write_json, write_text
+from ..plotting import save_figure
+from .io import markdown_table, write_json, write_text
 from .paired import bootstrap_interval, excludes_zero, paired_t_interval
 
 

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigurationError
+from ..plotting import save_figure
 from .intertwiners import INTERTWINER_GROUPS, TRANSFORMS, expected_invariant, in_group, transformed
-from .io import markdown_table, prepare_out_dir, save_figure, write_json, write_text
+from .io import markdown_table, prepare_out_dir, write_json, write_text
 from .networks import (
     ACTIVATIONS,
     RelativeMLP,

@@ -1,4 +1,4 @@
-"""Output of the studies: the folder, atomic writes (temporary sibling, then ``os.replace``), markdown tables.
+"""Output of the studies: the folder, atomic JSON/text writes (through `hf_relrep.files`), markdown tables.
 
 A study's folder holds a marker file naming the study; running the same study again into the same folder continues
 it (cached cells are reused, results are rewritten), while a folder that holds anything else is refused.
@@ -12,22 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputExistsError
+from ..files import atomic_write_text
 
 
 MARKER = ".hf-relrep-study"
 
 
-def _temporary_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
-
-
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` to `path` atomically: a reader sees the old file or the new one, never half of one."""
-    path = Path(path)
-    temporary = _temporary_sibling(path)
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    """Write `text` to `path` atomically (`hf_relrep.files.atomic_write_text`): the old file or the new, never half."""
+    atomic_write_text(path, text)
+    return Path(path)
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
@@ -41,15 +35,6 @@ def read_json(path: str | os.PathLike) -> Any | None:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def save_figure(figure, path: str | os.PathLike, *, dpi: int = 120) -> Path:
-    """Save a matplotlib `Figure` as PNG atomically (no pyplot, no global backend state)."""
-    path = Path(path)
-    temporary = _temporary_sibling(path)
-    figure.savefig(temporary, format="png", dpi=dpi)
-    os.replace(temporary, path)
-    return path
 
 
 def prepare_out_dir(out: str | os.PathLike | None, study: str) -> Path:
@@ -86,4 +71,4 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-__all__ = ["MARKER", "markdown_table", "prepare_out_dir", "read_json", "save_figure", "write_json", "write_text"]
+__all__ = ["MARKER", "markdown_table", "prepare_out_dir", "read_json", "write_json", "write_text"]
