@@ -24,6 +24,7 @@ from transformers.utils import logging as hf_logging
 
 from ..files import atomic_folder, check_output_dir
 from ..metrics import load_metric
+from ..plotting import new_figure, save_figure
 from .alignment import anchor_pool, choose, stitch_pair, with_anchors
 from .config import LANGUAGES, METHODS, ReproduceConfig
 from .data import load_task_data
@@ -164,13 +165,9 @@ def format_sweep(results: dict) -> str:
 
 def plot_sweep(results: dict, path: Path) -> None:
     """Stitched accuracy against k (log scale), one line per strategy with a ± std band, one panel per direction."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     pairs = stitched_pairs()
-    figure, axes = plt.subplots(1, len(pairs), figsize=(5.5 * len(pairs), 4), sharey=True, squeeze=False)
+    figure = new_figure(figsize=(5.5 * len(pairs), 4))
+    axes = figure.subplots(1, len(pairs), sharey=True, squeeze=False)
     ks = np.asarray(results["ks"])
     for axis, pair in zip(axes[0], pairs, strict=True):
         for strategy in results["strategies"]:
@@ -185,9 +182,7 @@ def plot_sweep(results: dict, path: Path) -> None:
         axis.grid(alpha=0.3)
     axes[0][0].set_ylabel("stitched accuracy ×100")
     axes[0][0].legend(title="anchors")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def write_sweep_outputs(out: Path, results: dict) -> None:
