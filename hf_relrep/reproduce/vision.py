@@ -11,7 +11,6 @@ with `hf_relrep.stitch` and scored on held-out digits.
 import argparse
 import dataclasses
 import json
-import os
 import time
 import warnings
 from typing import Any
@@ -23,6 +22,7 @@ from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPi
 
 from ..configuration import RelativeEncoderConfig
 from ..errors import DataError
+from ..files import atomic_write_text
 from ..modeling import RelativeModelForImageClassification
 from ..stitching import AbsoluteStitchingWarning, stitch
 
@@ -290,10 +290,7 @@ def run_vision_from_args(args: argparse.Namespace) -> int:
     print(format_vision_table(results))
     print(f"({len(config.seeds)} seeds, {results['data']['test']} test digits, {results['seconds']:.0f} s)")
     if args.json:
-        temporary = f"{args.json}.tmp"
-        with open(temporary, "w") as handle:
-            json.dump(results, handle, indent=1)
-        os.replace(temporary, args.json)
+        atomic_write_text(args.json, json.dumps(results, indent=1))
     return 0
 
 
