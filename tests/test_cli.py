@@ -100,13 +100,18 @@ def test_reproduce_subcommand_reaches_the_library(monkeypatch, capsys):
 
     calls = []
     monkeypatch.setattr(
-        reproduce_run, "run_reproduce", lambda config, out, overwrite: calls.append((config, out, overwrite))
+        reproduce_run,
+        "run_reproduce",
+        lambda config, out, overwrite, workers: calls.append((config, out, overwrite, workers)),
     )
     monkeypatch.setattr(reproduce_run, "report", lambda results: "the report")
-    argv = ["reproduce", "--seeds", "3", "--methods", "robust", "--epochs", "0.5", "--out", "somewhere", "--overwrite"]
+    argv = ["reproduce", "--seeds", "3", "--methods", "robust", "--epochs", "0.5", "--out", "somewhere", "--overwrite",
+            "--workers", "2"]  # fmt: skip
     assert main(argv) == 0
-    ((config, out, overwrite),) = calls
-    assert (config.seeds, config.methods, config.epochs, out, overwrite) == (3, ("robust",), 0.5, "somewhere", True)
+    ((config, out, overwrite, workers),) = calls
+    assert (config.seeds, config.methods, config.epochs, out, overwrite, workers) == (
+        3, ("robust",), 0.5, "somewhere", True, 2
+    )  # fmt: skip
     assert capsys.readouterr().out.strip() == "the report"
 
 

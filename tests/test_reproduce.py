@@ -138,3 +138,23 @@ def test_bad_input_is_refused_clearly(encoders, tmp_path):
         run_reproduce(
             preset_config("paper", dataset=str(no_columns), anchors_path=str(uneven), **paper), tmp_path / "c"
         )
+
+
+def test_worker_processes_give_the_results_of_one_process(encoders, tmp_path):
+    config = tiny_quick(encoders, methods=("absolute", "robust+topo"), seeds=2)
+    alone = run_reproduce(config, tmp_path / "alone", workers=1)
+    side_by_side = run_reproduce(config, tmp_path / "side-by-side", workers=2)
+    assert side_by_side["scores"] == alone["scores"]
+    assert [(r["method"], r["seed"], r["language"], r["steps"]) for r in side_by_side["runs"]] == [
+        (r["method"], r["seed"], r["language"], r["steps"]) for r in alone["runs"]
+    ]
+    assert sorted(p.name for p in (tmp_path / "side-by-side").iterdir()) == sorted(
+        p.name for p in (tmp_path / "alone").iterdir()
+    )  # the death-time histograms of seed 0 come back from the workers too
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_bad_worker_count_is_refused_before_any_work(encoders, tmp_path, workers):
+    with pytest.raises(ConfigurationError, match="workers must be a positive integer"):
+        run_reproduce(tiny_quick(encoders), tmp_path / "out", workers=workers)
+    assert not (tmp_path / "out").exists()

@@ -2,7 +2,6 @@
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import tempfile
@@ -14,18 +13,20 @@ import torch
 from tqdm.auto import tqdm
 from transformers.utils import logging as hf_logging
 
+from ..errors import ConfigurationError
 from ..evaluation import METRIC_KEYS
 from ..files import atomic_folder, check_output_dir
 from ..metrics import load_metric
 from ..modeling.loading import check_loadable
 from ..zoo import find_offline_encoder
-from .alignment import anchor_variants, stitch_pair
+from .alignment import anchor_variants
 from .anchor_sweep import format_sweep, run_anchor_sweep
 from .config import LANGUAGES, METHODS, PRESETS, ReproduceConfig, preset_config
 from .data import load_task_data
-from .features import predict_test_set, prepare_language
+from .features import prepare_language
 from .report import densification_effect, report, stitching_ratios, summarize_scores, write_outputs
-from .train import common_latent_size, train_one
+from .train import common_latent_size
+from .units import RunContext, default_workers, run_units
 
 
 def default_out_dir() -> Path:
@@ -34,7 +35,11 @@ def default_out_dir() -> Path:
 
 
 def run_reproduce(
-    config: ReproduceConfig, out_dir: str | os.PathLike | None = None, *, overwrite: bool = False
+    config: ReproduceConfig,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    overwrite: bool = False,
+    workers: int | None = None,
 ) -> dict:
     """Train, stitch and score every method, seed and (head, encoder) pair; write results.json and the plots.
 
@@ -44,6 +49,8 @@ def run_reproduce(
         overwrite: accept an `out_dir` that an earlier run wrote: once this run's outputs are complete they replace
             that run's, anything else in the folder is kept (see `hf_relrep.files`). Without it, a non-empty folder
             is refused before any work starts; with it, so is a folder hf-relrep did not write.
+        workers: processes that train (method, seed) units side by side; `None`: one per core for frozen backbones
+            on CPU, else 1 (see `hf_relrep.reproduce.units`). The results do not depend on it.
 
     Returns:
         The content of results.json: the config, per-run details, the summary table and the stitching ratios.
@@ -52,6 +59,8 @@ def run_reproduce(
         OutputExistsError: `out_dir` holds files and `overwrite` is false.
     """
     config.validate()
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConfigurationError(f"workers must be a positive integer (or None for one per core), got {workers!r}.")
     out = check_output_dir(out_dir if out_dir is not None else default_out_dir(), overwrite=overwrite)
     for language in LANGUAGES:  # a missing or pickle-only encoder is said before any work
         if find_offline_encoder(config.encoders[language]) is None:
@@ -68,39 +77,24 @@ def run_reproduce(
     latent_size = common_latent_size(config, setups)
     variants = anchor_variants(config, METHODS, data, setups)  # methods that choose their own anchors
 
-    runs = []
+    units = [(method_name, seed) for method_name in config.methods for seed in range(config.seeds)]
     scores = {m: {h: {e: {k: [] for k in METRIC_KEYS} for e in LANGUAGES} for h in LANGUAGES} for m in config.methods}
-    histograms = {}
-    total = len(config.methods) * config.seeds
     with (
         tempfile.TemporaryDirectory(prefix="hf-relrep-reproduce-") as work_dir,
-        tqdm(total=total * len(LANGUAGES), desc="training", unit="model") as progress,
+        tqdm(total=len(units) * len(LANGUAGES), desc="training", unit="model") as progress,
     ):
-        for method_name in config.methods:
-            method = METHODS[method_name]
-            method_data, method_setups = variants.get(method_name, (data, setups))
-            for seed in range(config.seeds):
-                models = {}
-                for offset, language in enumerate(LANGUAGES):
-                    # Different seeds per language: with one seed both models would share their initial adapter
-                    # and head, and even absolute stitching would look like it works.
-                    model_seed = 1000 * offset + seed
-                    models[language], info = train_one(
-                        config, method, method_setups[language], method_data[language], label_names, language,
-                        model_seed, Path(work_dir), latent_size,
-                    )  # fmt: skip
-                    before, after = info.pop("death_times_before", None), info.pop("death_times", None)
-                    if seed == 0 and after:
-                        histograms[(method_name, language)] = (before, after)
-                    runs.append({"method": method_name, "seed": seed, "language": language, **_jsonable(info)})
-                    progress.update()
-                for head in LANGUAGES:
-                    for encoder in LANGUAGES:
-                        stitched = stitch_pair(method, models, method_setups, method_data, encoder, head)
-                        predictions = predict_test_set(stitched, setups[encoder], data[encoder])
-                        result = metric.compute(predictions=predictions, references=data[encoder].test_labels)
-                        for key in METRIC_KEYS:
-                            scores[method_name][head][encoder][key].append(float(result[key]))
+        context = RunContext(config, data, setups, variants, label_names, metric, latent_size, Path(work_dir))
+        workers = default_workers(config) if workers is None else workers
+        results_by_unit = run_units(context, units, workers, lambda unit: progress.update(len(unit.runs)))
+    runs, histograms = [], {}
+    for unit in results_by_unit:
+        runs += unit.runs
+        for head, by_encoder in unit.scores.items():
+            for encoder, metrics in by_encoder.items():
+                for key, value in metrics.items():
+                    scores[unit.method][head][encoder][key].append(value)
+        if unit.seed == 0:
+            histograms.update({(unit.method, language): deaths for language, deaths in unit.death_times.items()})
 
     summary = summarize_scores(scores)
     results = {
@@ -137,10 +131,6 @@ def save_outputs(out: str | os.PathLike, results: dict, histograms: dict, *, ove
         write_outputs(tmp, results, histograms)
 
 
-def _jsonable(info: dict) -> dict:
-    return json.loads(json.dumps(info, default=float))
-
-
 def _versions() -> dict[str, str]:
     import transformers
 
@@ -169,6 +159,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder-fr", help="French backbone: offline name, folder or Hub id")
     parser.add_argument("--epochs", type=float, help="training epochs per model")
     parser.add_argument("--allow-pickle", action="store_true", help="let backbones load pickle checkpoints")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes that train side by side (default: one per core for frozen backbones on CPU, else 1); the "
+        "results do not depend on it",
+    )
     parser.add_argument(
         "--anchor-sweep",
         action="store_true",
@@ -205,7 +201,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     if getattr(args, "anchor_sweep", False):
         print(format_sweep(run_anchor_sweep(config, args.out, overwrite=args.overwrite)))
         return 0
-    results = run_reproduce(config, args.out, overwrite=args.overwrite)
+    results = run_reproduce(config, args.out, overwrite=args.overwrite, workers=args.workers)
     print(report(results))
     return 0
 
