@@ -20,16 +20,15 @@ arithmetic, so the tree is found in :math:`O(\log n)` batched rounds for all clo
    property: no path of lighter edges joins its ends).
 
 The MST of the contracted graph plus the edges chosen by the rounds is the MST of the cloud (Borůvka's invariant). The
-lengths of the ``n − 1`` tree edges are then computed from the points, not from the Gram form, with a hand-written
-backward: :math:`\partial w / \partial x_v = (x_v - x_u) / w = -\partial w / \partial x_u`, and 0 where :math:`w = 0`
-(duplicate points).
+lengths of the ``n − 1`` tree edges are then computed from the points, not from the Gram form, by plain autograd ops
+(one gather of both ends, a subtraction, ``vector_norm``): :math:`\partial w / \partial x_v = (x_v - x_u) / w =
+-\partial w / \partial x_u`, and 0 where :math:`w = 0` (duplicate points), as ``vector_norm``'s backward has it.
 """
 
 import math
 from collections.abc import Sequence
 
 import torch
-from torch.autograd.function import once_differentiable
 
 
 # The contracted key matrix is closed by min-max squaring once groups × m³ is at most this (a few dense kernels beat
@@ -173,124 +172,20 @@ def _boruvka_round(keys: torch.Tensor, chosen: torch.Tensor, const: _Constants) 
     return contracted, size
 
 
-# Up to this many points per cloud, the edge differences come from one dense product with the incidence matrix (fewer
-# kernels, forward and backward); above it, that product's O(n² d) work loses to index_select (measured on CPU).
-INCIDENCE_MAX_POINTS = 32
-
-
-def _differences(u: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
-    """``x[g, v] - x[g, u]`` as ``[G, k, d]``, and what :func:`_pull_back` needs to return a gradient to ``x``."""
+def _edge_vectors(x: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``x[g, v] - x[g, u]`` as ``[G, k, d]``: one gather of both ends from the flattened points, one subtraction."""
     groups, n, d = x.shape
-    if n <= INCIDENCE_MAX_POINTS:
-        incidence = x.new_zeros(groups, u.shape[1], n)  # signed edge-vertex incidence: +1 at v, -1 at u
-        incidence.scatter_(2, v.unsqueeze(-1), 1.0).scatter_(2, u.unsqueeze(-1), -1.0)
-        return torch.bmm(incidence, x), (incidence, None, None)
-    offset = (torch.arange(groups, device=x.device) * n).unsqueeze(1)
-    flat_u, flat_v = (u + offset).view(-1), (v + offset).view(-1)
-    flat = x.reshape(groups * n, d)
-    return (flat.index_select(0, flat_v) - flat.index_select(0, flat_u)).view(groups, -1, d), (None, flat_u, flat_v)
+    k = u.shape[1]
+    offset = torch.arange(0, groups * n, n, device=x.device).unsqueeze(1)
+    ends = x.reshape(groups * n, d).index_select(0, (torch.cat((v, u), dim=1) + offset).view(-1))
+    ends = ends.view(groups, 2, k, d)
+    return ends[:, 0] - ends[:, 1]
 
 
-def _pull_back(scale: torch.Tensor, difference: torch.Tensor, route: tuple, shape: torch.Size) -> torch.Tensor:
-    """Gradient to ``x`` of the lengths when ``d loss / d w = scale · w`` per edge, i.e. ``scale · (x_v − x_u)`` at
-    ``v`` and its negative at ``u``."""
-    incidence, flat_u, flat_v = route
-    if incidence is not None:  # the factor scales the small incidence matrix, not the [G, k, d] differences
-        return torch.bmm((incidence * scale.unsqueeze(-1)).transpose(1, 2), difference)
-    groups, n, d = shape
-    grad_difference = (difference * scale.unsqueeze(-1)).view(-1, d)
-    grad_x = difference.new_zeros(groups * n, d)
-    grad_x.index_add_(0, flat_v, grad_difference).index_add_(0, flat_u, grad_difference, alpha=-1.0)
-    return grad_x.view(groups, n, d)
-
-
-class _EdgeLengths(torch.autograd.Function):
-    """Lengths ``w = ||x[g, v] - x[g, u]||`` of the edges ``u, v [G, k]`` of ``x [G, n, d]``, for several spaces.
-
-    Inputs: ``sort``, then ``(u, v, x)`` triples flattened. Computed from the points, not from a
-    ``|x|² + |y|² − 2xy`` matrix: exact for close points. The backward is the chain rule written out in a few kernels:
-    ``dw/dx_v = (x_v - x_u) / w = -dw/dx_u``, 0 where ``w = 0``. First-order gradients only.
-    """
-
-    @staticmethod
-    def forward(ctx, sort: bool, *triples: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        outputs, saved, ctx.shapes = [], [], []
-        for s in range(0, len(triples), 3):
-            u, v, x = triples[s : s + 3]
-            difference, route = _differences(u, v, x)
-            lengths = torch.linalg.vector_norm(difference, dim=-1)
-            order = None
-            if sort:
-                values, order = lengths.sort(dim=-1)
-                outputs.append(values)
-            else:
-                outputs.append(lengths)
-            saved += [difference, lengths, order, *route]
-            ctx.shapes.append(x.shape)
-        ctx.save_for_backward(*saved)  # (not ctx attributes: an output kept there would make a reference cycle)
-        return tuple(outputs)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, *grads: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        saved = ctx.saved_tensors
-        result: list[torch.Tensor | None] = [None]
-        for s, (grad, shape) in enumerate(zip(grads, ctx.shapes, strict=True)):
-            result += [None, None]
-            if not ctx.needs_input_grad[1 + 3 * s + 2]:
-                result.append(None)
-                continue
-            difference, lengths, order, *route = saved[6 * s : 6 * s + 6]
-            if order is not None:  # lengths are sorted: route each gradient back to its edge
-                grad = torch.empty_like(grad).scatter_(1, order, grad)
-            scale = torch.where(lengths > 0, grad / lengths, 0.0)  # grad / w, and 0 at w = 0
-            result.append(_pull_back(scale, difference, tuple(route), shape))
-        return tuple(result)
-
-
-class _DeviationLoss(torch.autograd.Function):
-    """``R_s = Σ_{g valid} Σ_k |w_gk − β_s|`` of the edge lengths of each space, one autograd node for all spaces.
-
-    Inputs: ``betas`` (one float per space), ``valid`` (``[G]`` bool mask of the rows that count, or ``None``), then
-    ``(u, v, x)`` triples. Outputs: the scalar ``R_s`` of each space, then the detached ``[G, k]`` lengths of each.
-    Backward: ``dR/dw = sign(w − β)``, pulled back through the lengths as in :class:`_EdgeLengths`.
-    """
-
-    @staticmethod
-    def forward(ctx, betas: tuple[float, ...], valid: torch.Tensor | None, *triples: torch.Tensor):
-        losses, lengths_out, saved, ctx.shapes = [], [], [], []
-        for beta, s in zip(betas, range(0, len(triples), 3), strict=True):
-            u, v, x = triples[s : s + 3]
-            difference, route = _differences(u, v, x)
-            lengths = torch.linalg.vector_norm(difference, dim=-1)
-            deviation = lengths - beta
-            sign = deviation.sign()
-            if valid is not None:
-                sign = sign * valid.unsqueeze(1)
-                losses.append((deviation.abs() * valid.unsqueeze(1)).sum())
-            else:
-                losses.append(deviation.abs().sum())
-            lengths_out.append(lengths)
-            saved += [difference, lengths, sign, *route]
-            ctx.shapes.append(x.shape)
-        ctx.save_for_backward(*saved)
-        ctx.mark_non_differentiable(*lengths_out)
-        return (*losses, *lengths_out)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, *grads: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        saved = ctx.saved_tensors
-        result: list[torch.Tensor | None] = [None, None]
-        for s, (grad, shape) in enumerate(zip(grads[: len(ctx.shapes)], ctx.shapes, strict=True)):  # then lengths
-            result += [None, None]
-            if not ctx.needs_input_grad[2 + 3 * s + 2]:
-                result.append(None)
-                continue
-            difference, lengths, sign, *route = saved[6 * s : 6 * s + 6]
-            scale = torch.where(lengths > 0, sign / lengths, 0.0) * grad  # sign(w - β) / w, and 0 at w = 0
-            result.append(_pull_back(scale, difference, tuple(route), shape))
-        return tuple(result)
+def _lengths(x: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``[G, k]`` lengths of the edges, from the points (exact for close points, unlike a ``|x|² + |y|² − 2xy``
+    form). Plain autograd ops: ``vector_norm``'s backward is ``(x_v − x_u) / w``, and 0 (not NaN) where ``w = 0``."""
+    return torch.linalg.vector_norm(_edge_vectors(x, u, v), dim=-1)
 
 
 def deviation_losses(
@@ -301,8 +196,8 @@ def deviation_losses(
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     r"""Per space, :math:`R = \sum_{g} \sum_k |w_{gk} - \beta|` over the lengths :math:`w` of the edges ``(u, v)``.
 
-    The fused form of ``(edge_lengths(...) - beta).abs().sum()`` that a training step needs: one autograd node for
-    every space, no sort.
+    What a training step needs: ``(edge_lengths(..., sort=False) - beta).abs().sum()`` per space, with the lengths
+    it read. The gradient of :math:`|w - \beta|` is :math:`\operatorname{sign}(w - \beta)`, 0 at :math:`w = \beta`.
 
     Args:
         clouds: tensors ``[G, n_s, d_s]`` (the same ``G`` rows in each).
@@ -314,9 +209,13 @@ def deviation_losses(
         ``(losses, lengths)``: the scalar :math:`R` of each space, with gradient, and its detached ``[G, k_s]``
         lengths in edge order.
     """
-    triples = [t for (u, v), x in zip(edges, clouds, strict=True) for t in (u, v, x)]
-    outputs = _DeviationLoss.apply(tuple(float(b) for b in betas), valid, *triples)
-    return list(outputs[: len(clouds)]), list(outputs[len(clouds) :])
+    losses, all_lengths = [], []
+    for (u, v), x, beta in zip(edges, clouds, betas, strict=True):
+        lengths = _lengths(x, u, v)
+        deviation = (lengths - float(beta)).abs()
+        losses.append((deviation if valid is None else deviation * valid.unsqueeze(1)).sum())
+        all_lengths.append(lengths.detach())
+    return losses, all_lengths
 
 
 def edge_lengths(
@@ -331,7 +230,7 @@ def edge_lengths(
 
     Returns:
         One ``[G_s, k_s]`` tensor per cloud batch. The gradient is :math:`(x_v - x_u) / w` at ``v`` and its negative at
-        ``u``, and 0 on zero-length edges (duplicate points) rather than NaN. First-order gradients only.
+        ``u``, and 0 on zero-length edges (duplicate points) rather than NaN.
     """
-    triples = [t for (u, v), x in zip(edges, clouds, strict=True) for t in (u, v, x)]
-    return list(_EdgeLengths.apply(sort, *triples))
+    lengths = [_lengths(x, u, v) for (u, v), x in zip(edges, clouds, strict=True)]
+    return [w.sort(dim=-1).values for w in lengths] if sort else lengths
