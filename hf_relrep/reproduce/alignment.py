@@ -54,15 +54,25 @@ def anchor_pool(config: ReproduceConfig, setups: dict[str, LanguageSetup]) -> An
             "backbones, where a parallel candidate pool and its cached features exist."
         )
     splits = load_parallel_sentiment()
-    texts = {
-        language: [t for split in POOL_SPLITS for t in splits[split][f"text_{language}"]] for language in LANGUAGES
-    }
-    features = {}
-    for language, setup in setups.items():
-        features[language] = cached_embeddings(
-            setup.backbone, setup.tokenizer, texts[language], encoder_path=setup.encoder_path, pooling=setup.pooling,
-            prefix=setup.prefix, max_length=setup.max_length, description=f"{language} anchor pool",
-        )  # fmt: skip
+    texts: dict[str, list[str]] = {language: [] for language in LANGUAGES}
+    parts: dict[str, list[torch.Tensor]] = {language: [] for language in LANGUAGES}
+    for split in POOL_SPLITS:  # split by split: the anchors and a language's own training set are cached already
+        for language, setup in setups.items():
+            split_texts = list(splits[split][f"text_{language}"])
+            texts[language] += split_texts
+            parts[language].append(
+                cached_embeddings(
+                    setup.backbone,
+                    setup.tokenizer,
+                    split_texts,
+                    encoder_path=setup.encoder_path,
+                    pooling=setup.pooling,
+                    prefix=setup.prefix,
+                    max_length=setup.max_length,
+                    description=f"{language} {split}",
+                )  # fmt: skip
+            )
+    features = {language: torch.cat(parts[language]) for language in LANGUAGES}
     return AnchorPool(texts, features)
 
 
