@@ -158,3 +158,18 @@ def test_bad_worker_count_is_refused_before_any_work(encoders, tmp_path, workers
     with pytest.raises(ConfigurationError, match="workers must be a positive integer"):
         run_reproduce(tiny_quick(encoders), tmp_path / "out", workers=workers)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_error_in_a_worker_process_reaches_the_caller_typed(encoders, tmp_path, monkeypatch):
+    from hf_relrep.reproduce import units
+
+    def failing_unit(context, method_name, seed):
+        if seed == 1:
+            raise DataError(f"unit {method_name}/{seed} failed")
+        return original(context, method_name, seed)
+
+    original = units.run_unit
+    monkeypatch.setattr(units, "run_unit", failing_unit)  # before the fork: the workers inherit it
+    with pytest.raises(DataError, match="unit robust/1 failed"):
+        run_reproduce(tiny_quick(encoders, methods=("robust",), seeds=3), tmp_path / "out", workers=2)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,16 +124,25 @@ _context: RunContext | None = None  # set in the parent before the fork; workers
 def _forked(
     context: RunContext, units: list[tuple[str, int]], workers: int, on_done: Callable[[UnitResult], None]
 ) -> Iterator[UnitResult]:
+    """Results in unit order from `workers` forked processes. A unit's error is raised here, as raised there; a
+    worker that dies (e.g. killed for memory) raises `BrokenProcessPool` instead of leaving the run waiting."""
     global _context
     _context = context
     threads = max(1, torch.get_num_threads() // workers)
+    fork = multiprocessing.get_context("fork")
     try:
-        with multiprocessing.get_context("fork").Pool(
-            workers, initializer=torch.set_num_threads, initargs=(threads,)
+        with ProcessPoolExecutor(
+            workers, mp_context=fork, initializer=torch.set_num_threads, initargs=(threads,)
         ) as pool:
-            for result in pool.imap(_run_in_worker, units):
-                on_done(result)
-                yield result
+            futures = [pool.submit(_run_in_worker, unit) for unit in units]
+            try:
+                for future in futures:
+                    on_done(future.result())
+                    yield future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
     finally:
         _context = None
 
