@@ -190,3 +190,30 @@ def test_stratified_subsets_are_balanced_and_seeded():
     picks = stratified_subset(labels, 50, seed=3, offset=0)
     assert len(set(picks)) == 50 and sum(labels[i] for i in picks) == 25
     assert picks == stratified_subset(labels, 50, seed=3, offset=0) != stratified_subset(labels, 50, seed=4, offset=0)
+
+
+def test_validation_can_decline_to_densify(monkeypatch):
+    from hf_relrep.study import densification as study
+
+    trained = []
+
+    def fake_unit(ctx, trainable, size, seed, setting):  # validation accuracy: robust 0.70, each setting its own
+        if setting is not None and setting.is_off:
+            setting = None
+        trained.append(None if setting is None else setting.name)
+        accuracy = 0.70 + (0.0 if setting is None else gains[setting.name])
+        pairs = {f"{h}-{e}": {"accuracy": accuracy} for h, e in study.PAIRS}
+        return {"scores": {"validation": pairs}}
+
+    monkeypatch.setattr(study, "run_unit", fake_unit)
+    candidates = [study.SETTINGS[name] for name in ("both-default", "post-strong", "none")]
+    gains = {"both-default": -0.01, "post-strong": -0.002}  # both densified settings lose on validation
+    best, measured = study.choose_setting(None, study.TRAINABLES["adapter"], 2000, candidates, range(2), lambda n: 0)
+    assert best.name == "none" and measured["none"] == 0.0 and measured["post-strong"] < 0
+    assert trained.count(None) == 2 and "none" not in trained  # λ = 0 reuses robust's units, trains nothing
+    gains = {"both-default": -0.01, "post-strong": +0.004}
+    best, _ = study.choose_setting(None, study.TRAINABLES["adapter"], 2000, candidates, range(2), lambda n: 0)
+    assert best.name == "post-strong"
+    with_none = plan(sizes=[100], trainables=["adapter"], settings=["post-strong", "none"], seeds=4)
+    without = plan(sizes=[100], trainables=["adapter"], settings=["post-strong"], seeds=4)
+    assert with_none["units"] == without["units"]  # the progress total counts only units that train

@@ -1,8 +1,6 @@
 """One classifier per (method, language, seed): build it on the language's backbone and train it with TopoTrainer."""
 
-import contextlib
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -167,12 +165,9 @@ def train_one(
     else:
         optimizers = (None, None)
     collator = None if config.frozen_backbone else DataCollatorWithPadding(setup.tokenizer)
-    with backbone_set_aside(model) if config.frozen_backbone else contextlib.nullcontext():
-        trainer = TopoTrainer(
-            model=model, args=args, train_dataset=dataset, data_collator=collator, optimizers=optimizers
-        )
-        trainer.remove_callback(PrinterCallback)  # one progress bar over all models instead of a log line per model
-        trainer.train()
+    trainer = TopoTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator, optimizers=optimizers)
+    trainer.remove_callback(PrinterCallback)  # one progress bar over all models instead of a log line per model
+    trainer.train()
     probe_after = probe_death_times(model, probe_inputs, probe_labels, n)
     info["death_median_after"] = medians_of(probe_after)
     info["steps"] = trainer.state.global_step
@@ -180,25 +175,6 @@ def train_one(
         info["death_times"] = lists_of(probe_after)
     model.eval()
     return model, info
-
-
-@contextlib.contextmanager
-def backbone_set_aside(model: RelativeModelForSequenceClassification) -> Iterator[None]:
-    """Take a frozen backbone out of the model's module tree while it trains on cached features, and put it back.
-
-    Trainer walks every module and parameter of the model at each step (``train()``, ``zero_grad()``, gradient
-    clipping). With the backbone's inputs and the anchors' both read from cached features, the backbone neither runs
-    nor trains, yet walking its 6–12 layers was a quarter of each step of the quick preset.
-    """
-    encoder = model.encoder
-    backbone = encoder.backbone
-    if encoder._anchor_feature_override is None and encoder.config.representation == "relative":
-        raise ConfigurationError("backbone_set_aside needs the anchors' cached features (set_anchor_features).")
-    encoder.backbone = torch.nn.Module()  # no parameter: frozen, so the encoder reads the cached anchor features
-    try:
-        yield
-    finally:
-        encoder.backbone = backbone
 
 
 def two_speed_adamw(model, config: ReproduceConfig) -> torch.optim.Optimizer:

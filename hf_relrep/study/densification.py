@@ -79,6 +79,11 @@ class TopoSetting:
     beta_scale: float = 0.5
     beta: float | None = None
 
+    @property
+    def is_off(self) -> bool:
+        """λ = 0 in both spaces: the loss is robust's, so its models are robust's (no unit of its own)."""
+        return self.weight_pre == 0 and self.weight_post == 0
+
     def overrides(self) -> dict:
         """The `ReproduceConfig` fields of this setting."""
         return {"topo_weight_pre": self.weight_pre, "topo_weight_post": self.weight_post,
@@ -93,6 +98,7 @@ SETTINGS: dict[str, TopoSetting] = {
         TopoSetting("pre-strong", 1e-1, 0.0),
         TopoSetting("post-strong", 0.0, 2e-1),
         TopoSetting("both-paper-beta3", 1e-2, 9e-2, beta=3.0),  # the paper's λ_post and fixed β = 3
+        TopoSetting("none", 0.0, 0.0),  # λ = 0: robust itself, so that validation can decline to densify
     )
 }
 
@@ -201,13 +207,16 @@ def trainable_backbone(setup, trainable: Trainable):
 def run_unit(ctx: Context, trainable: Trainable, size: int, seed: int, setting: TopoSetting | None) -> dict:
     """Train robust (`setting` None) or robust + densification models for both languages; score 4 pairs × 2 splits.
 
-    Cached in ``units/<key>.json``, keyed by everything the result depends on.
+    Cached in ``units/<key>.json``, keyed by everything the result depends on. A setting with λ = 0 in both spaces
+    (`TopoSetting.is_off`) is robust: its unit is robust's.
     """
     from ..reproduce import LANGUAGES, METHODS
     from ..reproduce.alignment import stitch_pair
     from ..reproduce.features import predict_test_set
     from ..reproduce.train import common_latent_size, train_one
 
+    if setting is not None and setting.is_off:
+        setting = None
     config = unit_config(ctx.base, trainable, size, setting, ctx.min_steps)
     method_name = "robust" if setting is None else "robust+topo"
     identity = {"format": UNIT_FORMAT, "encoders": ctx.fingerprint, "config": dataclasses.asdict(config),
@@ -276,16 +285,17 @@ def choose_setting(
     ctx: Context, trainable: Trainable, size: int, settings: Sequence[TopoSetting], seeds: Sequence[int], tick
 ) -> tuple[TopoSetting, dict[str, float]]:
     """The setting with the best mean validation accuracy (all four pairs) over `seeds`, and every setting's
-    validation gain over robust."""
+    validation gain over robust (0 for a setting with λ = 0, which wins ties: densify only where validation says
+    it helps)."""
     robust = [run_unit(ctx, trainable, size, s, None) for s in seeds]
     tick(len(seeds))
     gains = {}
     for setting in settings:
-        units = [run_unit(ctx, trainable, size, s, setting) for s in seeds]
-        tick(len(seeds))
+        units = robust if setting.is_off else [run_unit(ctx, trainable, size, s, setting) for s in seeds]
+        tick(0 if setting.is_off else len(seeds))
         gains[setting.name] = float(np.mean([mean_score(u, "validation", "accuracy", "all") for u in units])
                                     - np.mean([mean_score(u, "validation", "accuracy", "all") for u in robust]))  # fmt: skip
-    best = max(settings, key=lambda s: gains[s.name])
+    best = max(settings, key=lambda s: (gains[s.name], s.is_off))  # a tie with λ = 0 goes to λ = 0
     return best, gains
 
 
@@ -333,8 +343,9 @@ def run_densification(
             trainable = TRAINABLES[trainable_name]
             for size in sizes:
                 candidates = [SETTINGS[s] for s in settings]
-                if trainable.name == "head":  # nothing to choose: every setting leaves the frozen latents alone
-                    candidates = candidates[-1:]
+                if trainable.name == "head":  # nothing to choose: every setting leaves the frozen latents alone, and
+                    # one that densifies is run as a check of the pairing (bit-identical predictions)
+                    candidates = [c for c in candidates if not c.is_off][-1:] or candidates[-1:]
                 best, gains = choose_setting(ctx, trainable, size, candidates, range(selection_seeds), tick)
                 pairs = []
                 for seed in range(seeds):
@@ -374,7 +385,8 @@ def plan(
         raise ConfigurationError(f"Training sizes must lie in 32..2000 sentences per language, got {bad}.")
     if seeds < 2 or not 1 <= selection_seeds <= seeds:
         raise ConfigurationError(f"Need seeds ≥ 2 and 1 ≤ selection seeds ≤ seeds, got {seeds} and {selection_seeds}.")
-    per_cell = [(1 if name == "head" else len(settings)) * selection_seeds + selection_seeds
+    trained = sum(not SETTINGS[name].is_off for name in settings)  # λ = 0 reuses robust's units
+    per_cell = [(1 if name == "head" else trained) * selection_seeds + selection_seeds
                 + 2 * (seeds - selection_seeds) for name in trainables]  # fmt: skip
     return {"sizes": sizes, "trainables": trainables, "settings": settings, "seeds": seeds,
             "selection_seeds": selection_seeds, "units": len(sizes) * sum(per_cell)}  # fmt: skip
