@@ -1,96 +1,28 @@
-"""The ``hf-relrep`` command line: stitch two relative models, push a saved one, evaluate one, reproduce the paper.
+"""The subcommands on saved models: ``stitch`` two relative models, ``push`` one to the Hub, ``evaluate`` one.
 
-Each subcommand parses its options and calls the library: `hf_relrep.stitch` and `save_pretrained`,
-`push_to_hub` of a relative model, `hf_relrep.evaluation.evaluate`, `hf_relrep.reproduce.run_reproduce`; run
-``hf-relrep SUBCOMMAND --help`` for its options and an example.
-
-Every failure is one line on stderr (`hf_relrep.failures`): errors a user can fix (a `hf_relrep.RelRepError`, a
-missing repository, file or revision on the Hub, a malformed repo id, an unreachable Hub, a usage error) name the
-problem and the fix and exit with status 2; anything else is a bug: one line that says where its traceback was written
-(``--debug`` shows it), status 1. Warnings are printed as one line too. ``--overwrite`` means the same everywhere (`hf_relrep.files`): once the new
-outputs are complete they replace those of an earlier hf-relrep run in the output folder, other files are kept, and a
-folder hf-relrep did not write is refused.
-
-Example:
-    ```bash
-    hf-relrep stitch --encoder me/relrep-fr --head me/relrep-en --out stitched-fr-en
-    hf-relrep evaluate stitched-fr-en --dataset parallel-sentiment --language fr
-    hf-relrep push stitched-fr-en me/relrep-fr-encoder-en-head
-    ```
+Each parses its options and calls the library: `hf_relrep.stitch` and `save_pretrained`, `push_to_hub` of a relative
+model, `hf_relrep.evaluation.evaluate`.
 """
 
 import argparse
-import contextlib
 import json
 import sys
-import warnings
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import datasets
 import torch
-from huggingface_hub import utils as hf_hub_utils
 from huggingface_hub.utils import validate_repo_id
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
-from transformers.utils import logging as transformers_logging
 
-from . import __version__, reproduce
-from .configuration import RelativeEncoderConfig
-from .errors import ConfigurationError
-from .evaluation import METRIC_KEYS, PARALLEL_SENTIMENT, evaluate, has_tokenizer, load_eval_split, load_tokenizer
-from .failures import report_failure
-from .files import atomic_folder, atomic_write_text, check_output_dir
-from .hub import build_model_card
-from .modeling.loading import check_source, load_config, safe_from_pretrained
-from .stitching import stitch
-
-
-PROG = "hf-relrep"
-
-
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the line breaks of descriptions and examples."""
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    """argparse, with a usage error on one line that points to ``--help`` (exit status 2)."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
-
-
-# ------------------------------------------------------------------------------------------------------ presentation
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings of the library (e.g. a tokenizer taken from the base model) as one line on stderr."""
-    print(f"{PROG}: warning: {message}", file=sys.stderr)
-
-
-@contextlib.contextmanager
-def _progress_bars(enabled: bool) -> Iterator[None]:
-    """With `enabled` False, silence the progress bars of transformers, datasets and huggingface_hub meanwhile."""
-    if enabled:
-        yield
-        return
-    was_enabled = (
-        transformers_logging.is_progress_bar_enabled(),
-        datasets.is_progress_bar_enabled(),
-        not hf_hub_utils.are_progress_bars_disabled(),
-    )
-    transformers_logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    hf_hub_utils.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if was_enabled[0]:
-            transformers_logging.enable_progress_bar()
-        if was_enabled[1]:
-            datasets.enable_progress_bars()
-        if was_enabled[2]:
-            hf_hub_utils.enable_progress_bars()
+from .. import __version__
+from ..configuration import RelativeEncoderConfig
+from ..errors import ConfigurationError
+from ..evaluation import METRIC_KEYS, PARALLEL_SENTIMENT, evaluate, has_tokenizer, load_eval_split, load_tokenizer
+from ..files import atomic_folder, atomic_write_text, check_output_dir
+from ..hub import build_model_card
+from ..modeling.loading import check_source, load_config, safe_from_pretrained
+from ..stitching import stitch
+from .base import PROG, HelpFormatter, add_debug
 
 
 def _print_table(rows: list[tuple[str, str]]) -> None:
@@ -102,9 +34,6 @@ def _print_table(rows: list[tuple[str, str]]) -> None:
 def _base_model(config: Any) -> str | None:
     """The backbone a relative model was built from: where its tokenizer can come from when it has none."""
     return getattr(config, "base_model", None) if isinstance(config, RelativeEncoderConfig) else None
-
-
-# ------------------------------------------------------------------------------------------------------- subcommands
 
 
 def run_stitch(args: argparse.Namespace) -> int:
@@ -239,12 +168,9 @@ def _check_device(device: str) -> None:
         raise ConfigurationError(f"--device {device}: MPS is not available here; use --device cpu.")
 
 
-# ------------------------------------------------------------------------------------------------------------ parser
-
-
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="No progress bars.")
-    _add_debug(parser, default=argparse.SUPPRESS)
+    add_debug(parser, default=argparse.SUPPRESS)
     parser.add_argument(
         "--token",
         metavar="TOKEN",
@@ -257,7 +183,7 @@ def _add_stitch_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "stitch",
         help="Combine the encoder side of one relative model with the head of another (no training).",
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
         description=(
             "Zero-shot stitching: the backbone, pooling, anchors and normalization of --encoder with the classification\n"
             "head and labels of --head. Both must be relative models built on the same parallel anchor set\n"
@@ -309,7 +235,7 @@ def _add_push_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "push",
         help="Push a saved relative model (and its tokenizer) to the Hub with hf-relrep's model card.",
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
         description=(
             "Upload a relative model saved with save_pretrained (or by `hf-relrep stitch`) in one commit: safetensors\n"
             "weights, config with anchors, the tokenizer when the folder has one, and a model card rendered by\n"
@@ -332,7 +258,7 @@ def _add_evaluate_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="Score a sequence classifier on a dataset split: accuracy, F1 (weighted, macro), MAE, all x100.",
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
         description=(
             f"Run a sequence classifier (folder or Hub id, with its tokenizer) on one split and score it with\n"
             f"hf-relrep's metric (hf_relrep.metrics.load_metric). --dataset is {PARALLEL_SENTIMENT!r} (the English/\n"
@@ -388,112 +314,11 @@ def _add_evaluate_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=run_evaluate)
 
 
-def _add_reproduce_parser(subparsers: Any) -> None:
-    doc = (reproduce.__doc__ or "").strip()
-    parser = subparsers.add_parser(
-        "reproduce",
-        help=doc.splitlines()[0],
-        description=doc,
-        formatter_class=_HelpFormatter,
-        epilog="example:\n  hf-relrep reproduce --seeds 1 --methods robust robust+topo --out runs/quick",
-    )
-    reproduce.add_arguments(parser)
-    parser.set_defaults(handler=reproduce.run_from_args)
-
-
-def _add_reproduce_vision_parser(subparsers: Any) -> None:
-    from .reproduce import vision
-
-    doc = (vision.__doc__ or "").strip()
-    parser = subparsers.add_parser(
-        "reproduce-vision",
-        help=doc.splitlines()[0],
-        description=doc,
-        formatter_class=_HelpFormatter,
-        epilog="example:\n  hf-relrep reproduce-vision --seeds 0 --methods absolute robust",
-    )
-    vision.add_vision_arguments(parser)
-    parser.add_argument("--quiet", action="store_true", help="Print only the table.")
-    parser.set_defaults(handler=vision.run_vision_from_args)
-
-
-def _add_study_parser(subparsers: Any) -> None:
-    from .study import cli as study_cli
-
-    parser = subparsers.add_parser(
-        "study",
-        help="Studies around the method: invariance, batch-stats, densification (results, tables, plots).",
-        description=study_cli.DESCRIPTION,
-        formatter_class=_HelpFormatter,
-        epilog=study_cli.EXAMPLES,
-    )
-    study_cli.add_arguments(parser)
-    parser.set_defaults(handler=study_cli.run_from_args)
-
-
-def _add_debug(parser: argparse.ArgumentParser, default: Any = False) -> None:
-    parser.add_argument(
-        "--debug",
-        action="store_true",
-        default=default,
-        help="Show the full traceback of an unexpected error (instead of the file it was written to).",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``hf-relrep`` argument parser with its subcommands."""
-    parser = _ArgumentParser(
-        prog=PROG,
-        formatter_class=_HelpFormatter,
-        description=(
-            "Relative representations and zero-shot model stitching for Hugging Face Transformers\n"
-            "(García-Castellanos et al., arXiv 2409.10967). Run `hf-relrep SUBCOMMAND --help` for details."
-        ),
-        epilog=(
-            "example:\n"
-            "  hf-relrep stitch --encoder me/relrep-fr --head me/relrep-en --out stitched-fr-en\n"
-            f"  hf-relrep evaluate stitched-fr-en --dataset {PARALLEL_SENTIMENT} --language fr\n"
-            "  hf-relrep push stitched-fr-en me/relrep-fr-encoder-en-head"
-        ),
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    _add_debug(parser)
-    subparsers = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+def add_model_commands(subparsers: Any) -> None:
+    """The stitch, push and evaluate subcommands."""
     _add_stitch_parser(subparsers)
     _add_push_parser(subparsers)
     _add_evaluate_parser(subparsers)
-    _add_reproduce_parser(subparsers)
-    _add_reproduce_vision_parser(subparsers)
-    _add_study_parser(subparsers)
-    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``hf-relrep`` command line.
-
-    Args:
-        argv: the arguments after the program name; `None` reads ``sys.argv[1:]``.
-
-    Returns:
-        The exit status: 0 on success; 2 on a usage error or an error the user can fix; 1 on a bug; 130 when
-        interrupted. Each failure is one line on stderr (`hf_relrep.failures`); a bug's traceback goes to a file, or
-        to the terminal with ``--debug``.
-    """
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # --help, --version, or a usage error argparse already printed
-        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
-    try:
-        with _progress_bars(not getattr(args, "quiet", False)), warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            return int(args.handler(args))
-    except (Exception, KeyboardInterrupt) as error:
-        return report_failure(f"{PROG} {args.command}", error, debug=getattr(args, "debug", False))
-
-
-__all__ = ["build_parser", "main"]
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+__all__ = ["add_model_commands", "run_evaluate", "run_push", "run_stitch"]
