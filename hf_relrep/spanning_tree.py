@@ -1,10 +1,16 @@
 r"""Exact Euclidean minimum spanning trees of many small point clouds at once, and their differentiable edge lengths.
 
 The 0-dimensional persistence of :mod:`hf_relrep.topology` needs, per step, the minimum spanning tree (MST) of a few
-dozen clouds of 16–256 points. At that size the cost of a tensor program is its number of sequential kernels, not its
-arithmetic, so the tree is found in :math:`O(\log n)` batched rounds for all clouds (and all spaces) together:
+dozen clouds of 16–256 points. At that size the cost is the number of sequential calls, not the arithmetic. The squared
+distances of each cloud come from one batched Gram product; then the tree is found one of two ways:
 
-1. **Unique keys.** The squared distances of each cloud come from one batched Gram product. Each edge :math:`\{i, j\}`
+- **On CPU, for clouds of up to** ``HOST_PRIM_MAX_POINTS`` **points: Prim's algorithm on the host**, all clouds at
+  once, ``n − 1`` rounds of a few small NumPy calls (cheaper there than tensor kernels; there is no device to wait for).
+  Equal distances go to the lowest vertex index.
+- **Otherwise (accelerators, large clouds): batched rounds**, :math:`O(\log n)` of them for all clouds (and all
+  spaces) together, with static shapes and no host synchronisation:
+
+1. **Unique keys.** Each edge :math:`\{i, j\}`
    (:math:`i < j`) gets the integer key ``(bits(d²_ij) << s) | (i·n + j)``: the bits of a non-negative float order like
    the float, so keys order edges by (distance, smaller index, larger index) and no two are equal. With distinct
    weights the MST is unique and every cut's lightest edge is in it, which makes the rounds below exact (no cycles).
@@ -28,12 +34,16 @@ lengths of the ``n − 1`` tree edges are then computed from the points, not fro
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 
 # The contracted key matrix is closed by min-max squaring once groups × m³ is at most this (a few dense kernels beat
 # a Borůvka round of ~20 small ones); above it, another Borůvka round halves m first. Measured on CPU and tuned there.
 CLOSURE_MAX_ELEMENTS = 2**16
+# On CPU, clouds of up to this many points get Prim's algorithm on the host (`_prim_on_host`): its n − 1 rounds of
+# small NumPy calls cost less than the batched rounds' tensor kernels up to here (measured on CPU).
+HOST_PRIM_MAX_POINTS = 128
 # At most this many points per cloud: a key (31 bits of a float32 distance, then the edge index) must be an integer
 # that float64 represents exactly, 31 + bits(n²) <= 53.
 MAX_POINTS = 2**11
@@ -66,19 +76,14 @@ def _edge_constants(n: int, device: torch.device) -> _Constants:
     return _constants[key]
 
 
-def _edge_keys(clouds: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Unique keys of the edges of every cloud, ordered like (distance, i, j), ``i < j``.
-
-    The key of edge ``{i, j}`` is the integer ``bits(d²_ij) · 2^shift + i·n + j`` held exactly in a float64: the bits
-    of a non-negative float32 order like the float, so keys order edges by distance first and no two are equal.
+def _squared_distances(clouds: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Squared distances of every cloud, from one batched Gram product per tensor, rounded to float32.
 
     Returns:
-        ``(keys, sq_norms)``: ``keys [G, n, n]`` float64, symmetric (diagonal: "no edge"); and per tensor of ``clouds``
-        the ``[G_s, n]`` squared norms of the points relative to each cloud's first point (NaN or inf there means bad
-        points).
+        ``(sq, sq_norms)``: ``sq [G, n, n]`` float32, ``>= 0`` (NaN for bad points), all tensors' clouds stacked; and
+        per tensor of ``clouds`` the ``[G_s, n]`` squared norms of the points relative to each cloud's first point
+        (NaN or inf there means bad points).
     """
-    n = clouds[0].shape[1]
-    const = _edge_constants(n, clouds[0].device)
     squared, sq_norms = [], []
     for x in clouds:
         x = x.detach()
@@ -91,12 +96,49 @@ def _edge_keys(clouds: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch
         squared.append(sq)
         sq_norms.append(norms)
     sq = torch.cat(squared) if len(squared) > 1 else squared[0]
-    # rounding can make d² slightly negative (never -0.0: norms are >= +0); NaN (bad points) stays NaN, whose bits
-    # still rank below "no edge": the result stays a spanning tree with valid indices, and callers check sq_norms
-    sq = sq.clamp_min_(0.0)
+    # rounding can make d² slightly negative (never -0.0: norms are >= +0); NaN (bad points) stays NaN, and the trees
+    # below stay spanning trees with valid indices (callers check sq_norms)
+    return sq.clamp_min_(0.0), sq_norms
+
+
+def _edge_keys(sq: torch.Tensor, const: "_Constants") -> torch.Tensor:
+    """Unique keys ``[G, n, n]`` of the edges, ordered like (distance, i, j), ``i < j``; symmetric, diagonal "no edge".
+
+    The key of edge ``{i, j}`` is the integer ``bits(d²_ij) · 2^shift + i·n + j`` held exactly in a float64: the bits
+    of a non-negative float32 order like the float, so keys order edges by distance first and no two are equal. A NaN
+    distance's bits still rank below "no edge".
+    """
     keys = torch.add(const.index, sq.view(torch.int32), alpha=2**const.shift)  # float64, exact integers
-    keys = torch.minimum(keys, keys.transpose(1, 2))  # the Gram product need not be bitwise symmetric
-    return keys, sq_norms
+    return torch.minimum(keys, keys.transpose(1, 2))  # the Gram product need not be bitwise symmetric
+
+
+def _prim_on_host(sq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prim's algorithm on all clouds at once, in NumPy: ``(u, v)``, two ``[G, n - 1]`` long tensors, ``u < v``.
+
+    ``n - 1`` rounds of seven vectorized calls over all ``G`` clouds; each round adds, per cloud, the vertex nearest
+    to the tree (the lowest index among equally near ones), reached from its ``parent``. Distances to vertices already
+    in the tree are set to infinity, so no vertex joins twice (not even through NaN distances of bad points) and a
+    vertex's parent is final once it joins.
+    """
+    distances = sq.numpy().copy()  # the rounds write infinities into it
+    groups, n, _ = distances.shape
+    rows = np.arange(groups)
+    distances[:, :, 0] = np.inf  # vertex 0 starts the tree
+    nearest = distances[:, 0, :].copy()  # each vertex's distance to the tree
+    parent = np.zeros((groups, n), dtype=np.int64)  # ... and the tree vertex at that distance
+    closer = np.empty((groups, n), dtype=bool)
+    joined = np.empty((n - 1, groups), dtype=np.int64)
+    for k in range(n - 1):
+        j = joined[k] = nearest.argmin(1)
+        distances[rows, :, j] = np.inf
+        nearest[rows, j] = np.inf
+        row = distances[rows, j]  # [G, n]: distances from j, infinite into the tree
+        np.less(row, nearest, out=closer)
+        np.copyto(parent, j[:, None], where=closer)
+        np.minimum(nearest, row, out=nearest)
+    v = joined.T
+    u = np.take_along_axis(parent, v, axis=1)
+    return torch.from_numpy(np.minimum(u, v)), torch.from_numpy(np.maximum(u, v))
 
 
 def minimum_spanning_edges(clouds: Sequence[torch.Tensor]) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list]:
@@ -113,12 +155,18 @@ def minimum_spanning_edges(clouds: Sequence[torch.Tensor]) -> tuple[list[tuple[t
         distances were built from, for the caller's finiteness check (non-finite points give NaN or inf there; the
         tree is then some spanning tree, never an out-of-range index).
 
-    The tree is exact for the Gram-form distances rounded to float32; equal distances are broken by the smaller edge
-    ``(u, v)``, so the result is deterministic.
+    The tree is exact for the Gram-form distances rounded to float32, and deterministic: equal distances are broken
+    by the lowest vertex index on the host path, by the smaller edge ``(u, v)`` in the batched rounds (the two paths
+    may choose different trees of equal total length when distances tie; the sorted lengths are the same).
     """
     n = clouds[0].shape[1]
+    sq, sq_norms = _squared_distances(clouds)
+    sizes = [x.shape[0] for x in clouds]
+    if sq.device.type == "cpu" and n <= HOST_PRIM_MAX_POINTS:
+        u, v = _prim_on_host(sq)
+        return list(zip(u.split(sizes), v.split(sizes), strict=True)), sq_norms
     const = _edge_constants(n, clouds[0].device)
-    keys, sq_norms = _edge_keys(clouds)
+    keys = _edge_keys(sq, const)
     groups = keys.shape[0]
     m = n
     chosen = None  # by edge index i·n + j, and a junk slot n², once a Borůvka round ran
@@ -139,7 +187,6 @@ def minimum_spanning_edges(clouds: Sequence[torch.Tensor]) -> tuple[list[tuple[t
     # exactly n - 1 chosen edges per cloud
     flat = torch.topk(chosen.view(torch.uint8), n - 1, dim=1, sorted=False).indices
     u, v = flat.div(n, rounding_mode="floor"), flat.remainder(n)
-    sizes = [x.shape[0] for x in clouds]
     return list(zip(u.split(sizes), v.split(sizes), strict=True)), sq_norms
 
 

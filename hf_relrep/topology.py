@@ -7,8 +7,8 @@ the death times :math:`\dagger(D)` are the :math:`n - 1` edge lengths of a Eucli
 :math:`D` (Hofer, Graf, Rieck, Niethammer, Kwitt, "Topologically Densified Distributions", ICML 2020). The multiset of
 MST edge lengths is unique even when the tree is not.
 
-Gradients: the tree is chosen on detached distances (:mod:`hf_relrep.spanning_tree`: batched Borůvka rounds, exact,
-about :math:`\log_2 n` sequential rounds for all groups and spaces together); the death times are then the
+Gradients: the tree is chosen on detached distances (:mod:`hf_relrep.spanning_tree`: exact, for all groups and spaces
+together; Prim on the host for small CPU clouds, about :math:`\log_2 n` batched rounds otherwise); the death times are then the
 differentiable lengths :math:`\lVert x_u - x_v \rVert_2` of the chosen edges :math:`(u, v)`, so
 :math:`\partial w / \partial x_u = (x_u - x_v) / w` and the gradient is 0 for a zero-length edge (duplicate points).
 
@@ -59,8 +59,9 @@ def death_times(
             tensors (e.g. the latents and the relative vectors of one batch, any ``d`` each), computed together: one
             spanning-tree computation for all tensors with the same ``n``. Half-precision inputs are computed (and
             returned) in float32.
-        backend: ``"torch"`` (default): exact batched Borůvka rounds on all clouds at once (see
-            :mod:`hf_relrep.spanning_tree`), on whatever device ``points`` is on, without host synchronisation.
+        backend: ``"torch"`` (default): exact spanning trees of all clouds at once (see
+            :mod:`hf_relrep.spanning_tree`) on whatever device ``points`` is on: Prim on the host for CPU clouds of up
+            to 128 points, batched Borůvka rounds without host synchronisation otherwise.
             ``"gudhi"``: the death edges of gudhi's Rips persistence pairs (``flag_persistence_generators``), computed
             on CPU in float64 one cloud at a time: a reference, with the same values and gradients.
 

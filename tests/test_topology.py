@@ -9,10 +9,30 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hf_relrep import topology
+from hf_relrep import spanning_tree, topology
 from hf_relrep.errors import ConfigurationError, NonFiniteError, TopologyError
 from hf_relrep.plotting import plot_death_time_histograms
 from hf_relrep.topology import death_times, death_times_by_class, densification_loss
+
+
+@pytest.fixture(scope="module", autouse=True, params=["host-prim", "batched-rounds"])
+def spanning_tree_path(request):
+    """Every test here runs on both spanning-tree paths: Prim on the host (small CPU clouds) and the batched rounds
+    that accelerators and large clouds take."""
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "batched-rounds":
+            patch.setattr(spanning_tree, "HOST_PRIM_MAX_POINTS", 0)
+        yield request.param
+
+
+def test_small_cpu_clouds_take_prim_on_the_host_and_large_ones_the_batched_rounds(monkeypatch, spanning_tree_path):
+    calls = []
+    original = spanning_tree._prim_on_host
+    monkeypatch.setattr(spanning_tree, "_prim_on_host", lambda sq: calls.append(sq.shape) or original(sq))
+    small, large = torch.randn(3, 16, 4), torch.randn(1, 300, 4)  # 300 > HOST_PRIM_MAX_POINTS
+    torch.testing.assert_close(death_times(small), death_times(small, backend="gudhi"))
+    torch.testing.assert_close(death_times(large), death_times(large, backend="gudhi"))
+    assert calls == ([torch.Size([3, 16, 16])] if spanning_tree_path == "host-prim" else [])
 
 
 def gudhi_death_times(points: np.ndarray) -> np.ndarray:
