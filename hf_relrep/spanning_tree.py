@@ -4,11 +4,13 @@ The 0-dimensional persistence of :mod:`hf_relrep.topology` needs, per step, the 
 dozen clouds of 16–256 points. At that size the cost is the number of sequential calls, not the arithmetic. The squared
 distances of each cloud come from one batched Gram product; then the tree is found one of two ways:
 
-- **On CPU, for clouds of up to** ``HOST_PRIM_MAX_POINTS`` **points: Prim's algorithm on the host**, all clouds at
-  once, ``n − 1`` rounds of a few small NumPy calls (cheaper there than tensor kernels; there is no device to wait for).
-  Equal distances go to the lowest vertex index.
-- **Otherwise (accelerators, large clouds): batched rounds**, :math:`O(\log n)` of them for all clouds (and all
-  spaces) together, with static shapes and no host synchronisation:
+- **Batched rounds** (accelerators; on CPU, few points or many), :math:`O(\log n)` of them for all clouds (and all
+  spaces) together, with static shapes and no host synchronisation (below).
+- **On CPU, Prim's algorithm on the host** for clouds of up to ``HOST_PRIM_MAX_POINTS`` points that would need
+  Borůvka rounds: all clouds at once, ``n − 1`` rounds of seven small NumPy calls, cheaper there than the rounds'
+  kernels (there is no device to wait for). Equal distances go to the lowest vertex index.
+
+The batched rounds:
 
 1. **Unique keys.** Each edge :math:`\{i, j\}`
    (:math:`i < j`) gets the integer key ``(bits(d²_ij) << s) | (i·n + j)``: the bits of a non-negative float order like
@@ -41,8 +43,9 @@ import torch
 # The contracted key matrix is closed by min-max squaring once groups × m³ is at most this (a few dense kernels beat
 # a Borůvka round of ~20 small ones); above it, another Borůvka round halves m first. Measured on CPU and tuned there.
 CLOSURE_MAX_ELEMENTS = 2**16
-# On CPU, clouds of up to this many points get Prim's algorithm on the host (`_prim_on_host`): its n − 1 rounds of
-# small NumPy calls cost less than the batched rounds' tensor kernels up to here (measured on CPU).
+# On CPU, clouds of up to this many points that would need Borůvka rounds (more than the closure takes at once) get
+# Prim's algorithm on the host (`_prim_on_host`) instead: its n − 1 rounds of small NumPy calls cost less than those
+# rounds' tensor kernels up to here, but more than the closure alone (measured on CPU).
 HOST_PRIM_MAX_POINTS = 128
 # At most this many points per cloud: a key (31 bits of a float32 distance, then the edge index) must be an integer
 # that float64 represents exactly, 31 + bits(n²) <= 53.
@@ -162,7 +165,7 @@ def minimum_spanning_edges(clouds: Sequence[torch.Tensor]) -> tuple[list[tuple[t
     n = clouds[0].shape[1]
     sq, sq_norms = _squared_distances(clouds)
     sizes = [x.shape[0] for x in clouds]
-    if sq.device.type == "cpu" and n <= HOST_PRIM_MAX_POINTS:
+    if sq.device.type == "cpu" and n <= HOST_PRIM_MAX_POINTS and sq.shape[0] * n**3 > CLOSURE_MAX_ELEMENTS:
         u, v = _prim_on_host(sq)
         return list(zip(u.split(sizes), v.split(sizes), strict=True)), sq_norms
     const = _edge_constants(n, clouds[0].device)

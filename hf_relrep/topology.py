@@ -60,8 +60,8 @@ def death_times(
             spanning-tree computation for all tensors with the same ``n``. Half-precision inputs are computed (and
             returned) in float32.
         backend: ``"torch"`` (default): exact spanning trees of all clouds at once (see
-            :mod:`hf_relrep.spanning_tree`) on whatever device ``points`` is on: Prim on the host for CPU clouds of up
-            to 128 points, batched Borůvka rounds without host synchronisation otherwise.
+            :mod:`hf_relrep.spanning_tree`) on whatever device ``points`` is on: batched rounds without host
+            synchronisation, or on CPU, where those would be many, Prim on the host.
             ``"gudhi"``: the death edges of gudhi's Rips persistence pairs (``flag_persistence_generators``), computed
             on CPU in float64 one cloud at a time: a reference, with the same values and gradients.
 

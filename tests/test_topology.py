@@ -25,14 +25,16 @@ def spanning_tree_path(request):
         yield request.param
 
 
-def test_small_cpu_clouds_take_prim_on_the_host_and_large_ones_the_batched_rounds(monkeypatch, spanning_tree_path):
+def test_cpu_clouds_that_need_boruvka_rounds_take_prim_on_the_host(monkeypatch, spanning_tree_path):
     calls = []
     original = spanning_tree._prim_on_host
     monkeypatch.setattr(spanning_tree, "_prim_on_host", lambda sq: calls.append(sq.shape) or original(sq))
-    small, large = torch.randn(3, 16, 4), torch.randn(1, 300, 4)  # 300 > HOST_PRIM_MAX_POINTS
-    torch.testing.assert_close(death_times(small), death_times(small, backend="gudhi"))
-    torch.testing.assert_close(death_times(large), death_times(large, backend="gudhi"))
-    assert calls == ([torch.Size([3, 16, 16])] if spanning_tree_path == "host-prim" else [])
+    closure_only = torch.randn(2, 8, 4)  # 2 · 8³ elements: the min-max closure at once
+    rounds = torch.randn(3, 64, 4)  # 3 · 64³ > CLOSURE_MAX_ELEMENTS: Borůvka rounds first, or Prim on the host
+    large = torch.randn(1, 300, 4)  # 300 > HOST_PRIM_MAX_POINTS: the batched rounds
+    for points in (closure_only, rounds, large):
+        torch.testing.assert_close(death_times(points), death_times(points, backend="gudhi"))
+    assert calls == ([torch.Size([3, 64, 64])] if spanning_tree_path == "host-prim" else [])
 
 
 def gudhi_death_times(points: np.ndarray) -> np.ndarray:
