@@ -139,12 +139,21 @@ def _forked(
                 for future in futures:
                     on_done(future.result())
                     yield future.result()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
+            except BaseException:  # an error in a unit, or an interrupt: the other units' results are not wanted
+                _stop_workers(pool)  # (the pool then fails the pending units itself; cancelling them first races it)
                 raise
     finally:
         _context = None
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers now, running units included (leaving the pool would otherwise wait for them)."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((pool._processes or {}).values()):
+        process.terminate()
 
 
 def _run_in_worker(unit: tuple[str, int]) -> UnitResult:
