@@ -70,15 +70,17 @@ def _progress_bars(enabled: bool) -> Iterator[None]:
             hf_hub_utils.enable_progress_bars()
 
 
-def _add_reproduce_parser(subparsers: Any) -> None:
-    doc = (reproduce.__doc__ or "").strip()
-    parser = subparsers.add_parser(
-        "reproduce",
-        help=doc.splitlines()[0],
-        description=doc,
-        formatter_class=HelpFormatter,
-        epilog="example:\n  hf-relrep reproduce --seeds 1 --methods robust robust+topo --out runs/quick",
+def _documented_parser(subparsers: Any, name: str, doc: str | None, example: str) -> argparse.ArgumentParser:
+    """A subcommand whose help line and description are its module's docstring."""
+    doc = (doc or "").strip()
+    return subparsers.add_parser(
+        name, help=doc.splitlines()[0], description=doc, formatter_class=HelpFormatter, epilog=f"example:\n  {example}"
     )
+
+
+def _add_reproduce_parser(subparsers: Any) -> None:
+    example = "hf-relrep reproduce --seeds 1 --methods robust robust+topo --out runs/quick"
+    parser = _documented_parser(subparsers, "reproduce", reproduce.__doc__, example)
     reproduce.add_arguments(parser)
     parser.set_defaults(handler=reproduce.run_from_args)
 
@@ -86,14 +88,8 @@ def _add_reproduce_parser(subparsers: Any) -> None:
 def _add_reproduce_vision_parser(subparsers: Any) -> None:
     from ..reproduce import vision
 
-    doc = (vision.__doc__ or "").strip()
-    parser = subparsers.add_parser(
-        "reproduce-vision",
-        help=doc.splitlines()[0],
-        description=doc,
-        formatter_class=HelpFormatter,
-        epilog="example:\n  hf-relrep reproduce-vision --seeds 0 --methods absolute robust",
-    )
+    example = "hf-relrep reproduce-vision --seeds 0 --methods absolute robust"
+    parser = _documented_parser(subparsers, "reproduce-vision", vision.__doc__, example)
     vision.add_vision_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="Print only the table.")
     parser.set_defaults(handler=vision.run_vision_from_args)
