@@ -9,8 +9,7 @@ import torch
 from safetensors.torch import load_file
 from tiny_models import ANCHORS_EN, ANCHORS_FR, relative_classifier, save_tiny_backbone
 
-from hf_relrep import cli
-from hf_relrep.cli import main
+from hf_relrep.cli import main, model_commands
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +187,7 @@ def test_a_bug_is_one_line_with_the_traceback_in_a_file(saved, tmp_path, capsys,
     def broken(*args, **kwargs):
         raise RuntimeError("boom: an invariant broke")
 
-    monkeypatch.setattr(cli, "stitch", broken)
+    monkeypatch.setattr(model_commands, "stitch", broken)
     monkeypatch.delenv("HF_RELREP_DEBUG", raising=False)
     err = _fails_in_one_line(_stitch(saved, out=tmp_path / "o"), capsys, status=1, expect=["internal error", "boom"])
     path = Path(err.split("traceback is in ")[1].split(";")[0])
@@ -204,7 +203,7 @@ def test_ctrl_c_is_one_line(saved, tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "stitch", interrupted)
+    monkeypatch.setattr(model_commands, "stitch", interrupted)
     _fails_in_one_line(_stitch(saved, out=tmp_path / "o"), capsys, status=130, expect=["interrupted"])
     assert not (tmp_path / "o").exists()
 
