@@ -104,7 +104,7 @@ def _squared_distances(clouds: Sequence[torch.Tensor]) -> tuple[torch.Tensor, li
     return sq.clamp_min_(0.0), sq_norms
 
 
-def _edge_keys(sq: torch.Tensor, const: "_Constants") -> torch.Tensor:
+def _edge_keys(sq: torch.Tensor, const: _Constants) -> torch.Tensor:
     """Unique keys ``[G, n, n]`` of the edges, ordered like (distance, i, j), ``i < j``; symmetric, diagonal "no edge".
 
     The key of edge ``{i, j}`` is the integer ``bits(d²_ij) · 2^shift + i·n + j`` held exactly in a float64: the bits
