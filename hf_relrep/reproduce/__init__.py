@@ -17,7 +17,8 @@ Presets:
 """
 
 # Layout: config (methods, settings, presets) · data (texts and parallel anchors) · features (backbones, the embedding
-# cache, what the models read) · train (one classifier) · report (summary, table, files) · run (the run and its CLI).
+# cache, what the models read) · train (one classifier) · units ((method, seed) units, on worker processes) · report
+# (summary, table, files) · run (the run and its CLI).
 from .config import LANGUAGES, METHODS, PRESETS, Method, ReproduceConfig, preset_config
 from .report import format_table, report
 from .run import add_arguments, config_from_args, run_from_args, run_reproduce
