@@ -4,7 +4,8 @@ Two tables, forward only and forward + backward (median milliseconds; ratio = pe
 hf-relrep is faster). Each round calls every method once in turn (interleaved rounds), so load from other processes on
 a shared machine hits all of them alike.
 
-- ``hf-relrep``: :func:`hf_relrep.topology.death_times` (batched Borůvka spanning trees, all groups at once);
+- ``hf-relrep``: :func:`hf_relrep.topology.death_times` (spanning trees of all groups at once: on CPU, the min-max
+  closure for a few small clouds and Prim on the host where Borůvka rounds would be needed; on CUDA, batched rounds);
 - ``gudhi``: a good plain use of gudhi: float64 distances in numpy (scipy ``cdist``), gudhi's Rips persistence one
   group at a time (``flag_persistence_generators``), the death edges' lengths gathered from the torch points with plain
   autograd (``gather``, ``vector_norm``, ``sort``);
