@@ -173,3 +173,16 @@ def test_an_error_in_a_worker_process_reaches_the_caller_typed(encoders, tmp_pat
     with pytest.raises(DataError, match="unit robust/1 failed"):
         run_reproduce(tiny_quick(encoders, methods=("robust",), seeds=3), tmp_path / "out", workers=2)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_default_workers_one_per_core_for_frozen_backbones_on_cpu(monkeypatch):
+    from hf_relrep.reproduce import units
+
+    quick, paper = preset_config("quick"), preset_config("paper")
+    monkeypatch.setattr(units.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(units.os, "sched_getaffinity", lambda pid: set(range(2)), raising=False)
+    assert units.default_workers(quick) == 2 and units.default_workers(paper) == 1  # fine-tuned backbones: one
+    monkeypatch.setattr(units.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert units.default_workers(quick) == units.MAX_DEFAULT_WORKERS
+    monkeypatch.setattr(units.torch.cuda, "is_available", lambda: True)
+    assert units.default_workers(quick) == 1  # CUDA cannot be forked

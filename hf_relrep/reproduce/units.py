@@ -85,12 +85,18 @@ def run_unit(context: RunContext, method_name: str, seed: int) -> UnitResult:
     return result
 
 
+# Default workers stop here: each holds its own models and activations (a few hundred MB on the quick preset), and a
+# run of 35 units gains little from more.
+MAX_DEFAULT_WORKERS = 8
+
+
 def default_workers(config: ReproduceConfig) -> int:
-    """One worker per available core for frozen backbones on CPU; one otherwise (CUDA cannot be forked, and a
-    fine-tuned backbone per process would multiply the memory)."""
+    """One worker per available core (at most `MAX_DEFAULT_WORKERS`) for frozen backbones on CPU; one otherwise (CUDA
+    cannot be forked, and a fine-tuned backbone per process would multiply the memory)."""
     if torch.cuda.is_available() or not config.frozen_backbone:
         return 1
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, MAX_DEFAULT_WORKERS)
 
 
 def run_units(
