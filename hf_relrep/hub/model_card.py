@@ -34,6 +34,27 @@ def _labels(config) -> str:
     return ", ".join(f"`{config.id2label[i]}`" for i in sorted(config.id2label))
 
 
+def _card_data(
+    base_models: list[str | None], kind_tags: list[str], *, model_name: str, language: list[str] | None,
+    license: str | None, datasets: str | list[str] | None, eval_results: list[EvalResult] | None,
+    tags: list[str] | None,
+) -> ModelCardData:  # fmt: skip
+    """The card metadata of every hf-relrep card: the library's tags, then `kind_tags`, then the user's; the Hub ids
+    among `base_models` (once each); the `model-index` only with evaluation results."""
+    hub_ids = list(dict.fromkeys(b for b in map(_hub_id_or_none, base_models) if b))
+    return ModelCardData(
+        language=language,
+        license=license,
+        library_name="transformers",
+        tags=list(dict.fromkeys([*LIBRARY_TAGS, *kind_tags, *(tags or [])])),
+        base_model=(hub_ids[0] if len(hub_ids) == 1 else hub_ids) or None,
+        datasets=[datasets] if isinstance(datasets, str) else datasets,
+        pipeline_tag="text-classification",
+        model_name=model_name if eval_results else None,
+        eval_results=eval_results or None,
+    )
+
+
 def build_model_card(
     model,
     *,
@@ -71,20 +92,12 @@ def build_model_card(
         base_models = [provenance["encoder"].get("base_model"), provenance["head"].get("base_model")]
     else:
         base_models = [config.base_model]
-    base_models = list(dict.fromkeys(b for b in map(_hub_id_or_none, base_models) if b))
     if isinstance(language, str):
         language = [language]
-    card_data = ModelCardData(
-        language=language,
-        license=license,
-        library_name="transformers",
-        tags=list(dict.fromkeys(LIBRARY_TAGS + (["stitched"] if stitched else []) + list(tags or []))),
-        base_model=(base_models[0] if len(base_models) == 1 else base_models) or None,
-        datasets=[datasets] if isinstance(datasets, str) else datasets,
-        pipeline_tag="text-classification",
-        model_name=model_name if eval_results else None,
-        eval_results=eval_results or None,
-    )
+    card_data = _card_data(
+        base_models, ["stitched"] if stitched else [], model_name=model_name, language=language, license=license,
+        datasets=datasets, eval_results=eval_results, tags=tags,
+    )  # fmt: skip
     backbone = config.backbone
     backbone_desc = f"`{backbone.model_type}`, hidden size {backbone.hidden_size}"
     if _hub_id_or_none(config.base_model):
@@ -135,22 +148,14 @@ def build_translated_model_card(
     config = model.config
     provenance = config.provenance or {}
     encoder, head = provenance.get("encoder", {}), provenance.get("head", {})
-    base_models = [_hub_id_or_none(part.get("base_model")) for part in (encoder, head)]
-    base_models = list(dict.fromkeys(b for b in base_models if b))
     model_name = repo_id.split("/")[-1] if repo_id else "translated-model"
     if isinstance(language, str):
         language = [language]
-    card_data = ModelCardData(
-        language=language,
-        license=license,
-        library_name="transformers",
-        tags=list(dict.fromkeys([*LIBRARY_TAGS, "stitched", "latent-translation", *(tags or [])])),
-        base_model=(base_models[0] if len(base_models) == 1 else base_models) or None,
-        datasets=[datasets] if isinstance(datasets, str) else datasets,
-        pipeline_tag="text-classification",
-        model_name=model_name if eval_results else None,
-        eval_results=eval_results or None,
-    )
+    card_data = _card_data(
+        [part.get("base_model") for part in (encoder, head)], ["stitched", "latent-translation"],
+        model_name=model_name, language=language, license=license, datasets=datasets, eval_results=eval_results,
+        tags=tags,
+    )  # fmt: skip
     card = ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATES_DIR / "translated_model.md"),
