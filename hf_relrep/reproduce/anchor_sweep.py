@@ -11,7 +11,6 @@ how well each selection covers the pool: the mean distance of a pool point to it
 import dataclasses
 import json
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from ..plotting import new_figure, save_figure
 from .alignment import anchor_pool, choose, stitch_pair, with_anchors
 from .config import LANGUAGES, METHODS, ReproduceConfig
 from .data import load_task_data
-from .features import predict_test_set, prepare_language
+from .features import predict_test_set, prepare_languages
 from .report import summarize
 from .train import common_latent_size, train_one
 
@@ -70,10 +69,7 @@ def run_anchor_sweep(
     started = time.perf_counter()
     hf_logging.set_verbosity_error()
     data, label_names = load_task_data(config)
-    setups = {}
-    for language in LANGUAGES:
-        print(f"[{language}] encoder {config.encoders[language]}: loading and embedding", file=sys.stderr)
-        setups[language] = prepare_language(config, language, data[language])
+    setups = prepare_languages(config, data)
     pool = anchor_pool(config, setups)
     latent_size = common_latent_size(config, setups)
     method, metric = METHODS[SWEEP_METHOD], load_metric()

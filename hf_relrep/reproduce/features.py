@@ -8,6 +8,7 @@ train and predict on those features. Otherwise they read tokenized text.
 
 import hashlib
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,15 @@ def prepare_language(config: ReproduceConfig, language: str, data: LanguageData)
     return setup
 
 
+def prepare_languages(config: ReproduceConfig, data: dict[str, LanguageData]) -> dict[str, LanguageSetup]:
+    """`prepare_language` for every language of `data`, saying on stderr which encoder is loading and embedding."""
+    setups = {}
+    for language, language_data in data.items():
+        print(f"[{language}] encoder {config.encoders[language]}: loading and embedding", file=sys.stderr)
+        setups[language] = prepare_language(config, language, language_data)
+    return setups
+
+
 class FeatureDataset(torch.utils.data.Dataset):
     """Cached backbone features and labels as a map-style dataset with batched fetching (no Arrow round trips).
 
@@ -181,6 +191,7 @@ __all__ = [
     "model_inputs",
     "predict_test_set",
     "prepare_language",
+    "prepare_languages",
     "resolve_encoder",
     "train_dataset",
 ]

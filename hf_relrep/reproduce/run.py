@@ -3,7 +3,6 @@
 import argparse
 import dataclasses
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from .alignment import anchor_variants
 from .anchor_sweep import format_sweep, run_anchor_sweep
 from .config import LANGUAGES, METHODS, PRESETS, ReproduceConfig, preset_config
 from .data import load_task_data
-from .features import prepare_language
+from .features import prepare_languages
 from .report import densification_effect, report, stitching_ratios, summarize_scores, write_outputs
 from .train import common_latent_size
 from .units import RunContext, default_workers, run_units
@@ -68,10 +67,7 @@ def run_reproduce(
     started = time.perf_counter()
     hf_logging.set_verbosity_error()
     data, label_names = load_task_data(config)
-    setups = {}
-    for language in LANGUAGES:
-        print(f"[{language}] encoder {config.encoders[language]}: loading and embedding", file=sys.stderr)
-        setups[language] = prepare_language(config, language, data[language])
+    setups = prepare_languages(config, data)
     prepared = time.perf_counter()
     metric = load_metric()
     latent_size = common_latent_size(config, setups)
