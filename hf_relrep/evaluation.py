@@ -136,11 +136,14 @@ def length_sorted_batches(
         yield rows, {"input_ids": ids, "attention_mask": mask}
 
 
-def feature_batches(features: torch.Tensor, *, batch_size: int = 512) -> Iterator[Batch]:
-    """Consecutive batches of precomputed pooled backbone outputs, as the ``backbone_features`` model input."""
-    for start in range(0, len(features), batch_size):
-        chunk = features[start : start + batch_size]
-        yield range(start, start + len(chunk)), {"backbone_features": chunk}
+def feature_batches(features: torch.Tensor | dict[str, torch.Tensor], *, batch_size: int = 512) -> Iterator[Batch]:
+    """Consecutive batches of precomputed pooled backbone outputs, as the ``backbone_features`` model input; or of
+    a dict of precomputed model inputs with one row per example (e.g. ``inputs_embeds`` and ``attention_mask``)."""
+    columns = features if isinstance(features, dict) else {"backbone_features": features}
+    count = len(next(iter(columns.values())))
+    for start in range(0, count, batch_size):
+        stop = min(start + batch_size, count)
+        yield range(start, stop), {name: value[start:stop] for name, value in columns.items()}
 
 
 def _argmax(output, inputs) -> torch.Tensor:
@@ -185,10 +188,13 @@ def predict(
     return labels.tolist()
 
 
-def predict_features(model: torch.nn.Module, features: torch.Tensor, *, batch_size: int = 512) -> list[int]:
-    """Predicted class ids of a relative classifier from cached pooled backbone outputs (``backbone_features``)."""
-    batches = feature_batches(features, batch_size=batch_size)
-    return run_batches(model, batches, _argmax, num_rows=len(features)).tolist()
+def predict_features(
+    model: torch.nn.Module, features: torch.Tensor | dict[str, torch.Tensor], *, batch_size: int = 512
+) -> list[int]:
+    """Predicted class ids of a relative classifier from cached pooled backbone outputs (``backbone_features``), or
+    from a dict of precomputed model inputs (e.g. ``inputs_embeds`` and ``attention_mask``)."""
+    count = len(features) if isinstance(features, torch.Tensor) else len(next(iter(features.values())))
+    return run_batches(model, feature_batches(features, batch_size=batch_size), _argmax, num_rows=count).tolist()
 
 
 def _max_input_length(model: torch.nn.Module, tokenizer) -> int | None:

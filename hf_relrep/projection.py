@@ -113,9 +113,13 @@ def compute_statistics(samples: torch.Tensor, *, with_covariance: bool = False) 
     return _rescaled(NormalizationStatistics(mean, var, cov, samples.shape[0]), 1.0 / scale)
 
 
-def _standardizer(stats: NormalizationStatistics, eps: float, scale: torch.Tensor):
-    """``x ↦ (x − μ) / σ``, with dimensions where ``σ ≤ eps · scale`` set to zero (no scale can be estimated)."""
-    informative = stats.var.detach() > (eps * scale.detach()).square()
+def _standardizer(stats: NormalizationStatistics, eps: float, scale: torch.Tensor, units: torch.Tensor):
+    """``x ↦ (x − μ) / σ``, with dimensions set to zero where no scale can be estimated: ``σ ≤ eps · scale`` (constant
+    up to rounding), or a spread ``σ · units`` in the caller's units at most `eps` times the largest one (a dead unit,
+    e.g. a LayerNorm weight of 1e-33: standardizing it would give it unit variance and gradients ~1/σ)."""
+    var = stats.var.detach()
+    spread = var * units.detach().square()
+    informative = (var > (eps * scale.detach()).square()) & (spread > eps * eps * spread.amax())
     safe_var = torch.where(informative, stats.var, torch.ones_like(stats.var))
     inv_std = torch.where(informative, safe_var.rsqrt(), torch.zeros_like(stats.var))
     return lambda x: (x - stats.mean) * inv_std
@@ -189,8 +193,12 @@ def relative_transform(
     Dimensions that are constant over B — standard deviation ≤ `eps` × their largest magnitude over B, i.e. at the
     level of rounding noise: dead units, a constant coordinate — are set to zero in both latents and anchors by
     ``"robust"``: no scale can be estimated for them, and dividing by a noise-level σ would let one dead unit dominate
-    every norm. The threshold is relative, so it commutes with per-dimension rescaling. A zero vector after
-    normalization has cosine 0 with everything.
+    every norm. The threshold is relative, so it commutes with per-dimension rescaling. So are dimensions whose
+    standard deviation is at most `eps` × the largest one's (a unit whose LayerNorm weight is ~1e-33, as three of
+    all-MiniLM-L6-v2's are): standardized, they would count like any other, and the gradient through them, ~1/σ,
+    would overflow any gradient norm and stall fine-tuning. Invariance to per-dimension rescaling therefore holds
+    for rescalings whose ratio stays within 1 / `eps`. A zero vector after normalization has cosine 0 with
+    everything.
 
     Args:
         latents: ``[batch, d]`` latents z.
@@ -273,7 +281,7 @@ def relative_transform(
     else:
         statistics = _rescaled(statistics, scale)
     if normalization == "robust":
-        normalize = _standardizer(statistics, eps, _magnitude(statistics, stats, latents, anchor_latents))
+        normalize = _standardizer(statistics, eps, _magnitude(statistics, stats, latents, anchor_latents), scale)
     else:
         # One more global factor: unit mean variance, so that the eps² ridge of the Cholesky is relative to Σ.
         spread = statistics.var.detach().mean().sqrt()

@@ -178,3 +178,15 @@ def test_compute_statistics_matches_torch():
     torch.testing.assert_close(stats.mean, samples.mean(0))
     torch.testing.assert_close(stats.var, samples.var(0, unbiased=False))
     torch.testing.assert_close(stats.cov, torch.cov(samples.T, correction=0))
+
+
+def test_a_dead_unit_is_dropped_and_gives_finite_moderate_gradients():
+    """A unit scaled to ~1e-32 (a LayerNorm weight of ~1e-33, as in all-MiniLM-L6-v2) carries no usable scale: robust
+    drops it instead of standardizing it to unit variance, and gradients through the transform stay moderate."""
+    latents, anchors = _cloud(6, 6)
+    tiny = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 1e-32], dtype=latents.dtype)
+    latents_dead = (latents * tiny).requires_grad_(True)
+    relative = relative_transform(latents_dead, anchors * tiny)
+    torch.testing.assert_close(relative, relative_transform(latents[:, :5], anchors[:, :5]))
+    relative.sum().backward()
+    assert latents_dead.grad.abs().max() < 1e3

@@ -207,6 +207,39 @@ class RelativeModel(RelativePreTrainedModel):
         self._anchor_feature_override = features
         self.clear_anchor_cache()
 
+    def set_anchor_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Feed the backbone these inputs for the anchors instead of processing the stored anchors.
+
+        For a backbone that reads something its processor does not make, e.g. the top transformer layers of a model
+        trained on cached hidden states of the layer below (``inputs_embeds``): the anchors then go through the same
+        path as the training inputs, with gradients where the backbone trains. Kept until the anchors change
+        (`set_anchors`); not saved with the model.
+
+        Args:
+            inputs: backbone keyword arguments, each ``[num_anchors, ...]`` (an ``attention_mask [num_anchors, T]``
+                is honoured: each chunk is cut to its longest row).
+
+        Raises:
+            AnchorError: a tensor without one row per anchor.
+        """
+        wrong = {
+            name: tuple(v.shape) for name, v in inputs.items() if v.ndim == 0 or v.shape[0] != self.config.num_anchors
+        }
+        if wrong or not inputs:
+            raise AnchorError(
+                f"Anchor inputs need one row per anchor ({self.config.num_anchors}); got shapes {wrong or 'nothing'}."
+            )
+        count, mask = self.config.num_anchors, inputs.get("attention_mask")
+        chunks = []
+        for start in range(0, count, ANCHOR_CHUNK_SIZE):
+            rows = slice(start, min(start + ANCHOR_CHUNK_SIZE, count))
+            length = None if mask is None else max(1, int(mask[rows].sum(1).max()))
+            chunk = {name: value[rows] if value.ndim < 2 or length is None else value[rows, :length]
+                     for name, value in inputs.items()}  # fmt: skip
+            chunks.append((list(range(rows.start, rows.stop)), chunk))
+        self._anchor_input_cache = chunks
+        self.clear_anchor_cache()
+
     def clear_anchor_cache(self) -> None:
         """Forget cached anchor latents; call after changing weights in place while in eval mode."""
         self._anchor_latent_cache = None

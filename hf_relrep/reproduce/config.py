@@ -57,7 +57,7 @@ class ReproduceConfig:
         num_anchors, train_size, test_size: how much data to use (``None`` = all).
         frozen_backbone: cache pooled backbone outputs and train the adapter and head only; otherwise fine-tune the
             whole model on tokenized text.
-        adapter, head, stats: model settings (see `RelativeEncoderConfig`).
+        adapter, head, stats, anchor_refresh_steps: model settings (see `RelativeEncoderConfig`).
         epochs, learning_rate, backbone_learning_rate, weight_decay: optimisation.
         samples_per_class, classes_per_batch: TopoTrainer's class-balanced batches (b × n).
         group_size: size of the class-pure groups the densification loss reads (the paper's and Hofer's 16).
@@ -84,6 +84,7 @@ class ReproduceConfig:
     adapter: str = "mlp"
     head: str = "linear"
     stats: str = "anchors"
+    anchor_refresh_steps: int = 1
     epochs: float = 3.0
     learning_rate: float = 2e-3
     backbone_learning_rate: float | None = None
@@ -133,6 +134,7 @@ class ReproduceConfig:
         integers = {
             "seeds": (self.seeds, 1),
             "max_length": (self.max_length, 1),
+            "anchor_refresh_steps": (self.anchor_refresh_steps, 1),
             "samples_per_class": (self.samples_per_class, 2),
             "num_anchors": (self.num_anchors, 2),
             "train_size": (self.train_size, 1),

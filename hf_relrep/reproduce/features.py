@@ -87,8 +87,10 @@ def cached_embeddings(
 class LanguageSetup:
     """What the trained models of one language share: the backbone, its tokenizer, pooling, prefix and features.
 
-    With a frozen backbone, `train_features`, `test_features` and `anchor_features` hold the cached pooled outputs;
-    otherwise they are `None` and the models read tokenized text.
+    With a frozen backbone, `train_features`, `test_features` and `anchor_features` hold the cached pooled outputs.
+    When the backbone is the top layers of an encoder (`hf_relrep.study.top_layers`), `token_states` holds, per split
+    (``"train"``, ``"test"``, ``"anchors"``), the cached hidden states those layers read (``inputs_embeds`` and
+    ``attention_mask``). Otherwise both are `None` and the models read tokenized text.
     """
 
     encoder_path: str
@@ -100,6 +102,7 @@ class LanguageSetup:
     train_features: torch.Tensor | None = None
     test_features: torch.Tensor | None = None
     anchor_features: torch.Tensor | None = None
+    token_states: dict[str, dict[str, torch.Tensor]] | None = None
 
 
 def prepare_language(config: ReproduceConfig, language: str, data: LanguageData) -> LanguageSetup:
@@ -132,27 +135,50 @@ def prepare_languages(config: ReproduceConfig, data: dict[str, LanguageData]) ->
 
 
 class FeatureDataset(torch.utils.data.Dataset):
-    """Cached backbone features and labels as a map-style dataset with batched fetching (no Arrow round trips).
+    """Precomputed model inputs (cached backbone features, or hidden states) and labels as a map-style dataset with
+    batched fetching (no Arrow round trips).
 
     It answers ``column_names`` and ``dataset["labels"]`` like a `datasets.Dataset`, which is what TopoTrainer's
     class-balanced sampler reads.
+
+    Args:
+        features: ``[N, d]`` pooled backbone outputs (the ``backbone_features`` input), or a dict of model inputs with
+            ``N`` rows each (e.g. ``inputs_embeds`` and ``attention_mask``).
+        labels: ``N`` class ids.
     """
 
-    column_names = ["backbone_features", "labels"]
-
-    def __init__(self, features: torch.Tensor, labels: Sequence[int]):
-        self.features, self.labels = features, torch.as_tensor(list(labels), dtype=torch.long)
+    def __init__(self, features: torch.Tensor | dict[str, torch.Tensor], labels: Sequence[int]):
+        self.columns = dict(features) if isinstance(features, dict) else {"backbone_features": features}
+        self.labels = torch.as_tensor(list(labels), dtype=torch.long)
+        self.column_names = [*self.columns, "labels"]
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def rows(self, indices) -> dict[str, torch.Tensor]:
+        """The model inputs of rows `indices`, batched."""
+        return {name: value[indices] for name, value in self.columns.items()}
+
     def __getitem__(self, index):
         if isinstance(index, str):
-            return {"backbone_features": self.features, "labels": self.labels}[index].tolist()
-        return {"backbone_features": self.features[index], "labels": self.labels[index]}
+            return (self.labels if index == "labels" else self.columns[index]).tolist()
+        return {**{name: value[index] for name, value in self.columns.items()}, "labels": self.labels[index]}
 
     def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
-        return [{"backbone_features": self.features[i], "labels": self.labels[i]} for i in indices]
+        return [self[i] for i in indices]
+
+
+def collate_rows(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack `FeatureDataset` rows into a batch; with an ``attention_mask``, cut the token axis to the batch's longest
+    row (the rows are padded to the longest of the whole split)."""
+    batch = {name: torch.stack([row[name] for row in rows]) for name in rows[0]}
+    mask = batch.get("attention_mask")
+    if mask is not None:
+        length = max(1, int(mask.sum(1).max()))
+        for name, value in batch.items():
+            if value.ndim >= 2 and value.shape[1] == mask.shape[1]:
+                batch[name] = value[:, :length]
+    return batch
 
 
 def train_dataset(setup: LanguageSetup, data: LanguageData):
@@ -161,6 +187,8 @@ def train_dataset(setup: LanguageSetup, data: LanguageData):
 
     if setup.train_features is not None:
         return FeatureDataset(setup.train_features, data.train_labels)
+    if setup.token_states is not None:
+        return FeatureDataset(setup.token_states["train"], data.train_labels)
     encoded = setup.tokenizer(
         [setup.prefix + t for t in data.train_texts], truncation=True, max_length=setup.max_length
     )
@@ -170,7 +198,7 @@ def train_dataset(setup: LanguageSetup, data: LanguageData):
 def model_inputs(setup: LanguageSetup, dataset, indices: list[int]) -> dict:
     """Model inputs for a few rows of `train_dataset`: cached features, or padded token ids."""
     if isinstance(dataset, FeatureDataset):
-        return {"backbone_features": dataset.features[indices]}
+        return dataset.rows(indices)
     rows = [{k: v for k, v in dataset[i].items() if k != "labels"} for i in indices]
     return dict(setup.tokenizer.pad(rows, return_tensors="pt"))
 
@@ -179,6 +207,8 @@ def predict_test_set(model, setup: LanguageSetup, data: LanguageData) -> list[in
     """Predicted class ids on `data`'s test set: from the cached features, or from the texts."""
     if setup.test_features is not None:
         return predict_features(model, setup.test_features)
+    if setup.token_states is not None:
+        return predict_features(model, setup.token_states["test"])
     return predict(model, setup.tokenizer, data.test_texts, max_length=setup.max_length, prefix=setup.prefix)
 
 
@@ -186,6 +216,7 @@ __all__ = [
     "FeatureDataset",
     "LanguageSetup",
     "cached_embeddings",
+    "collate_rows",
     "embedding_cache_dir",
     "encoder_fingerprint",
     "model_inputs",

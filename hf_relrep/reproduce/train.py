@@ -15,7 +15,7 @@ from ..topology import death_times_by_class
 from ..training import TopoTrainer, TopoTrainingArguments
 from .config import Method, ReproduceConfig
 from .data import LanguageData
-from .features import LanguageSetup, model_inputs, train_dataset
+from .features import FeatureDataset, LanguageSetup, collate_rows, model_inputs, train_dataset
 
 
 def common_latent_size(config: ReproduceConfig, setups: dict[str, LanguageSetup]) -> int | None:
@@ -48,6 +48,7 @@ def build_model(
         representation=method.representation,
         normalization=method.normalization,
         stats=config.stats,
+        anchor_refresh_steps=config.anchor_refresh_steps,
         whiten_shrinkage=method.whiten_shrinkage,
         anchor_texts=data.anchor_texts if relative else None,
         anchor_set_id=f"{config.dataset}/anchors/{len(data.anchor_texts)}" if relative else None,
@@ -63,6 +64,8 @@ def build_model(
         model.encoder.set_anchors(data.anchor_texts, setup.tokenizer)
         if config.frozen_backbone:
             model.encoder.set_anchor_features(setup.anchor_features)
+        if setup.token_states is not None:
+            model.encoder.set_anchor_inputs(setup.token_states["anchors"])
     return model
 
 
@@ -164,7 +167,7 @@ def train_one(
         optimizers = (two_speed_adamw(model, config), None)
     else:
         optimizers = (None, None)
-    collator = None if config.frozen_backbone else DataCollatorWithPadding(setup.tokenizer)
+    collator = collate_rows if isinstance(dataset, FeatureDataset) else DataCollatorWithPadding(setup.tokenizer)
     trainer = TopoTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator, optimizers=optimizers)
     trainer.remove_callback(PrinterCallback)  # one progress bar over all models instead of a log line per model
     trainer.train()

@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 from transformers.utils import logging as hf_logging
 
-from ..errors import ConfigurationError
 from .densification_grid import (
     MIN_STEPS,
     QUICK_MIN_STEPS,
@@ -49,21 +48,25 @@ from .io import prepare_out_dir, read_json, write_json
 
 
 #: Bumped when what a unit computes changes for the same inputs (invalidates the cached units).
-UNIT_FORMAT = 1
+UNIT_FORMAT = 2
+#: When backbone layers train, the anchors are re-embedded (with gradients) every this many steps, and read from the
+#: last embedding in between: the paper's code refreshes them every few hundred steps; re-embedding 768 anchors at
+#: every step would cost ~10× the step itself.
+ANCHOR_REFRESH_STEPS = 15
 PAIRS = (("en", "en"), ("fr", "fr"), ("en", "fr"), ("fr", "en"))  # (head, encoder); the last two are stitched
 
 
 # ----------------------------------------------------------------------------------------------------- context
 @dataclass
 class Context:
-    """What every unit of a study shares: data, backbones and cached features, the metric, the output folder."""
+    """What every unit of a study shares: data, backbones and cached inputs, the metric, the output folder."""
 
     base: object  # ReproduceConfig
     data: dict  # language -> LanguageData (full training sets, test, anchors)
     validation: dict  # language -> (texts, labels)
     label_names: list[str]
-    setups: dict  # (frozen: bool) -> language -> LanguageSetup
-    validation_features: dict  # language -> features (frozen setups)
+    setups: dict  # setup_kind(trainable) -> language -> LanguageSetup
+    validation_inputs: dict  # setup_kind -> language -> cached features or hidden states (None: the texts)
     metric: object
     fingerprint: str
     units_dir: Path
@@ -71,13 +74,23 @@ class Context:
     min_steps: int = MIN_STEPS
 
 
+def setup_kind(trainable: Trainable) -> str:
+    """Which prepared backbones a trainable reads: ``"frozen"`` (cached features), ``"top<k>"`` (the top k layers on
+    cached hidden states) or ``"full"`` (the whole backbone on token ids)."""
+    if trainable.frozen:
+        return "frozen"
+    return "full" if trainable.top_layers is None else f"top{trainable.top_layers}"
+
+
 def build_context(encoders: dict[str, str] | None, trainables: Sequence[str], out: Path, work_dir: Path) -> Context:
-    """Load the data, the backbones and (frozen trainables) the cached features of train, validation and test."""
+    """Load the data and the backbones; cache the features (frozen trainables) or the hidden states below the trained
+    layers (top-k trainables) of the training, validation, test and anchor texts."""
     from ..data import load_parallel_sentiment
     from ..metrics import load_metric
     from ..reproduce import preset_config
     from ..reproduce.data import load_task_data
     from ..reproduce.features import cached_embeddings, encoder_fingerprint, prepare_language
+    from .top_layers import top_layers_setup
 
     hf_logging.set_verbosity_error()  # the backbones' load reports, as in `hf-relrep reproduce`
 
@@ -86,22 +99,30 @@ def build_context(encoders: dict[str, str] | None, trainables: Sequence[str], ou
     data, label_names = load_task_data(base)
     split = load_parallel_sentiment()["validation"]
     validation = {lang: (list(split[f"text_{lang}"]), list(split["label"])) for lang in data}
-    setups, validation_features = {}, {}
-    for frozen in sorted({TRAINABLES[t].frozen for t in trainables}, reverse=True):
-        config = dataclasses.replace(base, frozen_backbone=frozen)
-        setups[frozen] = {lang: prepare_language(config, lang, data[lang]) for lang in data}
-    if True in setups:
-        for lang, setup in setups[True].items():
-            validation_features[lang] = cached_embeddings(
-                setup.backbone, setup.tokenizer, validation[lang][0], encoder_path=setup.encoder_path,
-                pooling=setup.pooling, prefix=setup.prefix, max_length=setup.max_length,
-                description=f"{lang} validation",
-            )  # fmt: skip
+    setups, validation_inputs = {}, {}
+    for trainable in sorted({TRAINABLES[t] for t in trainables}, key=lambda t: setup_kind(t)):
+        kind = setup_kind(trainable)
+        if kind in setups:
+            continue
+        config = dataclasses.replace(base, frozen_backbone=trainable.frozen)
+        loaded = {lang: prepare_language(config, lang, data[lang]) for lang in data}
+        setups[kind], validation_inputs[kind] = loaded, dict.fromkeys(data)
+        for lang, setup in loaded.items():
+            if trainable.frozen:
+                validation_inputs[kind][lang] = cached_embeddings(
+                    setup.backbone, setup.tokenizer, validation[lang][0], encoder_path=setup.encoder_path,
+                    pooling=setup.pooling, prefix=setup.prefix, max_length=setup.max_length,
+                    description=f"{lang} validation",
+                )  # fmt: skip
+            elif trainable.top_layers is not None:
+                setups[kind][lang], validation_inputs[kind][lang] = top_layers_setup(
+                    setup, data[lang], validation[lang][0], trainable.top_layers
+                )
     any_setups = next(iter(setups.values()))
     fingerprint = json.dumps({lang: encoder_fingerprint(s.encoder_path) for lang, s in any_setups.items()})
     units_dir = out / "units"
     units_dir.mkdir(exist_ok=True)
-    return Context(base, data, validation, label_names, setups, validation_features, load_metric(), fingerprint,
+    return Context(base, data, validation, label_names, setups, validation_inputs, load_metric(), fingerprint,
                    units_dir, work_dir)  # fmt: skip
 
 
@@ -111,22 +132,11 @@ def unit_config(base, trainable: Trainable, size: int, setting: TopoSetting | No
         "adapter": trainable.adapter, "frozen_backbone": trainable.frozen, "samples_per_class": samples_per_class(size),
         "epochs": float(epochs_for(size, min_steps)), "backbone_learning_rate": None if trainable.frozen else 1e-4,
     }  # fmt: skip
+    if not trainable.frozen:
+        overrides["anchor_refresh_steps"] = ANCHOR_REFRESH_STEPS
     if setting is not None:
         overrides.update(setting.overrides())
     return dataclasses.replace(base, **overrides)
-
-
-def trainable_backbone(setup, trainable: Trainable):
-    """`setup` with its backbone's lower layers frozen (`build_model` deep-copies it, flags included)."""
-    backbone = setup.backbone
-    backbone.requires_grad_(trainable.top_layers is None)
-    if trainable.top_layers:
-        layers = next((m for name, m in backbone.named_modules() if name.endswith("encoder.layer")), None)
-        if layers is None:
-            raise ConfigurationError(f"Cannot find the transformer layers of {type(backbone).__name__}.")
-        for layer in list(layers)[-trainable.top_layers :]:
-            layer.requires_grad_(True)
-    return setup
 
 
 def run_unit(ctx: Context, trainable: Trainable, size: int, seed: int, setting: TopoSetting | None) -> dict:
@@ -153,8 +163,8 @@ def run_unit(ctx: Context, trainable: Trainable, size: int, seed: int, setting: 
         return cached
 
     started = time.perf_counter()
-    setups = {lang: trainable_backbone(s, trainable) if not trainable.frozen else s
-              for lang, s in ctx.setups[trainable.frozen].items()}  # fmt: skip
+    kind = setup_kind(trainable)
+    setups = ctx.setups[kind]
     latent_size = common_latent_size(config, setups)
     models, train_setups, train_data, info = {}, {}, {}, {}
     for offset, lang in enumerate(LANGUAGES):
@@ -163,10 +173,7 @@ def run_unit(ctx: Context, trainable: Trainable, size: int, seed: int, setting: 
         train_data[lang] = dataclasses.replace(
             full, train_texts=[full.train_texts[i] for i in picks], train_labels=[full.train_labels[i] for i in picks]
         )
-        features = setups[lang].train_features
-        train_setups[lang] = dataclasses.replace(
-            setups[lang], train_features=None if features is None else features[picks]
-        )
+        train_setups[lang] = training_subset(setups[lang], picks)
         models[lang], details = train_one(
             config, METHODS[method_name], train_setups[lang], train_data[lang], ctx.label_names, lang,
             1000 * offset + seed, ctx.work_dir, latent_size,
@@ -183,8 +190,7 @@ def run_unit(ctx: Context, trainable: Trainable, size: int, seed: int, setting: 
             if split == "validation":
                 texts, labels = ctx.validation[encoder]
                 data = dataclasses.replace(data, test_texts=texts, test_labels=labels)
-                if setup.test_features is not None:
-                    setup = dataclasses.replace(setup, test_features=ctx.validation_features[encoder])
+                setup = with_test_inputs(setup, ctx.validation_inputs[kind][encoder])
             stitched = stitch_pair(METHODS[method_name], models, train_setups, train_data, encoder, head)
             result = ctx.metric.compute(
                 predictions=predict_test_set(stitched, setup, data), references=data.test_labels
@@ -197,6 +203,25 @@ def run_unit(ctx: Context, trainable: Trainable, size: int, seed: int, setting: 
     }  # fmt: skip
     write_json(path, unit)
     return unit
+
+
+def training_subset(setup, picks: list[int]):
+    """`setup` with the cached training inputs (features or hidden states) of rows `picks` only."""
+    if setup.train_features is not None:
+        return dataclasses.replace(setup, train_features=setup.train_features[picks])
+    if setup.token_states is not None:
+        train = {name: value[picks] for name, value in setup.token_states["train"].items()}
+        return dataclasses.replace(setup, token_states={**setup.token_states, "train": train})
+    return setup
+
+
+def with_test_inputs(setup, inputs):
+    """`setup` scoring `inputs` (cached features or hidden states of another split) instead of its test inputs."""
+    if setup.test_features is not None:
+        return dataclasses.replace(setup, test_features=inputs)
+    if setup.token_states is not None:
+        return dataclasses.replace(setup, token_states={**setup.token_states, "test": inputs})
+    return setup
 
 
 # --------------------------------------------------------------------------------------------------------- study
@@ -299,6 +324,6 @@ __all__ = [
     "samples_per_class",
     "plan",
     "stratified_subset",
-    "trainable_backbone",
+    "setup_kind",
     "unit_config",
 ]

@@ -33,8 +33,10 @@ TRAINABLES: dict[str, Trainable] = {
     for t in (
         Trainable("head", "none", True, 0, "linear head only, frozen backbone (densification has nothing to move)"),
         Trainable("adapter", "mlp", True, 0, "MLP adapter + head on cached features (reproduce's quick preset)"),
-        Trainable("top1", "none", False, 1, "top transformer layer + head (lower layers frozen)"),
-        Trainable("top2", "none", False, 2, "top 2 transformer layers + head (lower layers frozen)"),
+        Trainable(
+            "top1", "none", False, 1, "top transformer layer + head, on cached hidden states of the layer below"
+        ),
+        Trainable("top2", "none", False, 2, "top 2 transformer layers + head, on cached hidden states below them"),
         Trainable("full", "none", False, None, "the whole backbone + head"),
     )
 }
