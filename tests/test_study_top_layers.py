@@ -1,5 +1,7 @@
 """Training the top layers of a backbone on cached hidden states of the layer below (study densification top1/top2)."""
 
+import json
+
 import pytest
 import torch
 from tiny_models import ANCHORS_EN, LABELS, save_tiny_backbone
@@ -68,3 +70,18 @@ def test_a_relative_model_on_top_layers_reads_cached_states_for_inputs_and_ancho
         torch.testing.assert_close(cut(**dataset.rows(list(range(4)))).logits, expected, rtol=1e-4, atol=1e-5)
     with pytest.raises(AnchorError, match="one row per anchor"):
         cut.encoder.set_anchor_inputs({"inputs_embeds": torch.zeros(2, 3, 32)})
+
+
+def test_densification_study_trains_the_top_layer_of_both_languages(language_backbones, tmp_path):
+    from hf_relrep.study.densification import run_densification
+
+    english, french = language_backbones
+    results = run_densification(tmp_path / "top1", quick=True, encoders={"en": str(english), "fr": str(french)},
+                                sizes=[50], trainables=["top1"], settings=["both-default"])  # fmt: skip
+    assert [(c["trainable"], c["size"], c["seeds"]) for c in results["cells"]] == [("top1", 50, 2)]
+    units = [json.loads(p.read_text()) for p in (tmp_path / "top1" / "units").glob("*.json")]
+    assert len(units) == 4
+    for unit in units:  # the encoder moved: its latents (the probe's MST edges) changed in both languages
+        for language in ("en", "fr"):
+            info = unit["models"][language]
+            assert info["steps"] >= 15 and info["death_median_after"]["pre"] != info["death_median_before"]["pre"]

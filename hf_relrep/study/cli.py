@@ -25,7 +25,8 @@ See docs/findings.md for the results of full runs."""
 EXAMPLES = """examples:
   hf-relrep study invariance --quick
   hf-relrep study batch-stats --out runs/batch-stats
-  hf-relrep study densification --trainables head adapter --seeds 20 --out runs/densification"""
+  hf-relrep study densification --trainables head adapter --seeds 20 --out runs/densification
+  hf-relrep study densification --trainables top1 --sizes 100 500 --seeds 6 --out runs/densification-top1"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid = parser.add_argument_group("densification grid")
     grid.add_argument("--sizes", type=int, nargs="+", help="training sentences per language (default: 50 100 250 "
                       "500 1000 2000)")  # fmt: skip
-    grid.add_argument("--trainables", nargs="+", help="head adapter top1 top2 full (default: all)")
+    grid.add_argument(
+        "--trainables",
+        nargs="+",
+        help="head (linear head), adapter (MLP adapter + head), top1/top2 "
+        "(top transformer layers + head, on cached hidden states of the layer below), full (the whole "
+        "backbone) (default: all)",
+    )
     grid.add_argument("--settings", nargs="+", help="densification settings to choose from on validation "
                       "(default: all)")  # fmt: skip
     grid.add_argument("--selection-seeds", type=int, default=3, help="seeds whose validation scores choose the "

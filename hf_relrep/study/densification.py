@@ -10,7 +10,8 @@ The grid:
 - training sentences per language (a stratified random subset per seed, the same for both methods);
 - what trains (`TRAINABLES`): the head only (frozen backbone, no adapter: densification cannot move anything, a
   sanity check that must give differences of exactly 0), the MLP adapter and head on cached features (reproduce's
-  quick preset), the top 1–2 transformer layers, or the whole backbone;
+  quick preset), the top 1–2 transformer layers (on cached hidden states of the layer below, `top_layers`; the
+  anchors re-embedded with gradients every `ANCHOR_REFRESH_STEPS` steps), or the whole backbone;
 - the densification setting (`SETTINGS`: placement pre/post/both, λ, β fixed or per-space scale), chosen per cell on
   the VALIDATION split with the first `selection_seeds` seeds; the test split is reported for all seeds.
 
