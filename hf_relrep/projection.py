@@ -118,8 +118,8 @@ def _standardizer(stats: NormalizationStatistics, eps: float, scale: torch.Tenso
     up to rounding), or a spread ``σ · units`` in the caller's units at most `eps` times the largest one (a dead unit,
     e.g. a LayerNorm weight of 1e-33: standardizing it would give it unit variance and gradients ~1/σ)."""
     var = stats.var.detach()
-    spread = var * units.detach().square()
-    informative = (var > (eps * scale.detach()).square()) & (spread > eps * eps * spread.amax())
+    log_spread = var.log() + 2 * units.detach().log()  # log σ² in the caller's units: no overflow at 1e±30
+    informative = (var > (eps * scale.detach()).square()) & (log_spread > 2 * math.log(eps) + log_spread.amax())
     safe_var = torch.where(informative, stats.var, torch.ones_like(stats.var))
     inv_std = torch.where(informative, safe_var.rsqrt(), torch.zeros_like(stats.var))
     return lambda x: (x - stats.mean) * inv_std

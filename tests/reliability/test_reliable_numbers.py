@@ -107,12 +107,19 @@ def test_cosines_are_scale_invariant_from_1e_minus_30_to_1e30(normalization, sca
         torch.testing.assert_close(got.double(), expected, atol=1e-4, rtol=0)
 
 
-def test_one_dimension_at_1e30_and_another_at_1e_minus_30_under_robust():
+def test_dimensions_1e4_apart_keep_robust_invariant_and_one_1e30_below_the_others_is_dropped():
     latents, anchors = _cloud(dtype=torch.float64)
     expected = relative_transform(latents, anchors, normalization="robust")
     scale = torch.ones(16, dtype=torch.float64)
-    scale[0], scale[1] = 1e30, 1e-30
+    scale[0], scale[1] = 1e2, 1e-2  # spreads 1e4 apart: within 1 / eps, the cosines do not move
     got = relative_transform((latents * scale).float(), (anchors * scale).float(), normalization="robust")
+    torch.testing.assert_close(got.double(), expected, atol=1e-4, rtol=0)
+    # a unit 1e30 below the others (a dead unit) is dropped: the cosines of the other 15 dimensions
+    scale = torch.ones(16, dtype=torch.float64) * 1e15
+    scale[1] = 1e-15
+    got = relative_transform((latents * scale).float(), (anchors * scale).float(), normalization="robust")
+    keep = torch.arange(16) != 1
+    expected = relative_transform(latents[:, keep], anchors[:, keep], normalization="robust")
     torch.testing.assert_close(got.double(), expected, atol=1e-4, rtol=0)
 
 
