@@ -139,11 +139,16 @@ def length_sorted_batches(
 def feature_batches(features: torch.Tensor | dict[str, torch.Tensor], *, batch_size: int = 512) -> Iterator[Batch]:
     """Consecutive batches of precomputed pooled backbone outputs, as the ``backbone_features`` model input; or of
     a dict of precomputed model inputs with one row per example (e.g. ``inputs_embeds`` and ``attention_mask``)."""
-    columns = features if isinstance(features, dict) else {"backbone_features": features}
+    columns = _feature_columns(features)
     count = len(next(iter(columns.values())))
     for start in range(0, count, batch_size):
         stop = min(start + batch_size, count)
         yield range(start, stop), {name: value[start:stop] for name, value in columns.items()}
+
+
+def _feature_columns(features: torch.Tensor | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Precomputed model inputs by name: a bare tensor is the ``backbone_features`` input."""
+    return features if isinstance(features, dict) else {"backbone_features": features}
 
 
 def _argmax(output, inputs) -> torch.Tensor:
@@ -193,7 +198,7 @@ def predict_features(
 ) -> list[int]:
     """Predicted class ids of a relative classifier from cached pooled backbone outputs (``backbone_features``), or
     from a dict of precomputed model inputs (e.g. ``inputs_embeds`` and ``attention_mask``)."""
-    count = len(features) if isinstance(features, torch.Tensor) else len(next(iter(features.values())))
+    count = len(next(iter(_feature_columns(features).values())))
     return run_batches(model, feature_batches(features, batch_size=batch_size), _argmax, num_rows=count).tolist()
 
 

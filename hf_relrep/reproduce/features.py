@@ -162,7 +162,7 @@ class FeatureDataset(torch.utils.data.Dataset):
     def __getitem__(self, index):
         if isinstance(index, str):
             return (self.labels if index == "labels" else self.columns[index]).tolist()
-        return {**{name: value[index] for name, value in self.columns.items()}, "labels": self.labels[index]}
+        return {**self.rows(index), "labels": self.labels[index]}
 
     def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
         return [self[i] for i in indices]

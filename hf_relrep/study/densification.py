@@ -101,7 +101,7 @@ def build_context(encoders: dict[str, str] | None, trainables: Sequence[str], ou
     split = load_parallel_sentiment()["validation"]
     validation = {lang: (list(split[f"text_{lang}"]), list(split["label"])) for lang in data}
     setups, validation_inputs = {}, {}
-    for trainable in sorted({TRAINABLES[t] for t in trainables}, key=lambda t: setup_kind(t)):
+    for trainable in sorted({TRAINABLES[t] for t in trainables}, key=setup_kind):
         kind = setup_kind(trainable)
         if kind in setups:
             continue

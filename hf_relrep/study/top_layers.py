@@ -59,9 +59,8 @@ def top_layers(backbone: nn.Module, count: int) -> nn.Module:
         raise ConfigurationError(f"Can train the top 1..{total} layers of this backbone, not {count}.")
     upper = copy.deepcopy(backbone)
     layers = layer_stack(upper)
-    kept = list(layers)[total - count :]
-    layers.__init__(kept)  # a ModuleList of the top layers only
-    for index, layer in enumerate(kept):  # layers that know their index (attention caches) count from 0 again
+    del layers[: total - count]  # the top layers only
+    for index, layer in enumerate(layers):  # layers that know their index (attention caches) count from 0 again
         for module in layer.modules():
             if hasattr(module, "layer_idx"):
                 module.layer_idx = index
@@ -91,6 +90,7 @@ def hidden_states_below(
     backbone.eval()
     with torch.inference_mode():
         for rows, inputs in batches:
+            inputs = {name: value.to(backbone.device) for name, value in inputs.items()}
             states = backbone(**inputs, output_hidden_states=True, return_dict=True).hidden_states[total - count]
             index = torch.as_tensor(list(rows))
             hidden[index, : states.shape[1]] = states.float().cpu()
