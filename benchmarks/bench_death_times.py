@@ -2,7 +2,9 @@
 
 Two tables, forward only and forward + backward (median milliseconds; ratio = peer / hf-relrep, above 1 means
 hf-relrep is faster). Each round calls every method once in turn (interleaved rounds), so load from other processes on
-a shared machine hits all of them alike.
+a shared machine hits all of them alike; the order rotates every round, so each method follows each other one equally
+often (on a virtual machine, a call right after a method that waits on its threads, as giotto-ph's do, can run at half
+speed: that cost belongs to the one that waited, not to whoever comes next).
 
 - ``hf-relrep``: :func:`hf_relrep.topology.death_times` (spanning trees of all groups at once: on CPU, the min-max
   closure for a few small clouds and Prim on the host where Borůvka rounds would be needed; on CUDA, batched rounds);
@@ -123,11 +125,13 @@ def seconds(fn: Method, points: torch.Tensor, backward: bool) -> float:
 def median_ms(
     methods: dict[str, Method], points: dict[str, torch.Tensor], backward: bool, warmup: int, repeats: int
 ) -> dict[str, float]:
-    """Median milliseconds per method over ``repeats`` interleaved rounds (after ``warmup`` rounds)."""
+    """Median milliseconds per method over ``repeats`` interleaved rounds (after ``warmup`` rounds), the order of the
+    methods rotating every round."""
     times: dict[str, list[float]] = {name: [] for name in methods}
+    names = list(methods)
     for round_ in range(warmup + repeats):
-        for name, fn in methods.items():
-            elapsed = seconds(fn, points[name], backward)
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            elapsed = seconds(methods[name], points[name], backward)
             if round_ >= warmup:
                 times[name].append(elapsed)
     return {name: statistics.median(values) * 1e3 for name, values in times.items()}
@@ -181,7 +185,7 @@ def main() -> None:
     missing = [name for name, fn in candidates.items() if fn is None]
     print(
         f"torch {torch.__version__}, gudhi {gudhi.__version__}, {args.threads} thread(s), float32 points, "
-        f"hf-relrep on {args.device}; median of {args.repeats} interleaved rounds after {args.warmup} (ms; ratio = "
+        f"hf-relrep on {args.device}; median of {args.repeats} interleaved rounds (rotating order) after {args.warmup} (ms; ratio = "
         "peer / hf-relrep)"
     )
     if missing:

@@ -58,6 +58,14 @@ def ensure(condition: torch.Tensor, error: Callable[[], RelRepError]) -> None:
     _pending.append((host, event, error))
 
 
+def ensure_on_host(condition: bool, error: Callable[[], RelRepError]) -> None:
+    """:func:`ensure` for a condition already known on the host (a CPU computation): raises ``error()`` at once when it
+    is false, or, inside :func:`deferred_checks`, queues it like any deferred check (and, like :func:`ensure`, raises
+    one that failed earlier). Costs nothing when it holds and nothing is pending."""
+    if not condition or _pending:
+        ensure(torch.tensor(condition), error)
+
+
 def check_finite(
     tensor: torch.Tensor, name: str, hint: str = "check the model's outputs (e.g. a fp16 overflow)."
 ) -> None:

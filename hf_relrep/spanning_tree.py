@@ -2,13 +2,9 @@ r"""Exact Euclidean minimum spanning trees of many small point clouds at once, a
 
 The 0-dimensional persistence of :mod:`hf_relrep.topology` needs, per step, the minimum spanning tree (MST) of a few
 dozen clouds of 16–256 points. At that size the cost is the number of sequential calls, not the arithmetic. The squared
-distances of each cloud come from one batched Gram product; then the tree is found one of two ways:
-
-- **Batched rounds** (accelerators; on CPU, few points or many), :math:`O(\log n)` of them for all clouds (and all
-  spaces) together, with static shapes and no host synchronisation (below).
-- **On CPU, Prim's algorithm on the host** for clouds of up to ``HOST_PRIM_MAX_POINTS`` points that would need
-  Borůvka rounds: all clouds at once, ``n − 1`` rounds of seven small NumPy calls, cheaper there than the rounds'
-  kernels (there is no device to wait for). Equal distances go to the lowest vertex index.
+distances of each cloud come from one batched Gram product; then the tree is found in :math:`O(\log n)` **batched
+rounds** for all clouds (and all spaces) together, with static shapes and no host synchronisation: what accelerators
+and large CPU clouds take (small CPU clouds take Prim's algorithm on the host, :mod:`hf_relrep.host_spanning_tree`).
 
 The batched rounds:
 
@@ -36,17 +32,12 @@ lengths of the ``n − 1`` tree edges are then computed from the points, not fro
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 
 # The contracted key matrix is closed by min-max squaring once groups × m³ is at most this (a few dense kernels beat
 # a Borůvka round of ~20 small ones); above it, another Borůvka round halves m first. Measured on CPU and tuned there.
 CLOSURE_MAX_ELEMENTS = 2**16
-# On CPU, clouds of up to this many points that would need Borůvka rounds (more than the closure takes at once) get
-# Prim's algorithm on the host (`_prim_on_host`) instead: its n − 1 rounds of small NumPy calls cost less than those
-# rounds' tensor kernels up to here, but more than the closure alone (measured on CPU).
-HOST_PRIM_MAX_POINTS = 128
 # At most this many points per cloud: a key (31 bits of a float32 distance, then the edge index) must be an integer
 # that float64 represents exactly, 31 + bits(n²) <= 53.
 MAX_POINTS = 2**11
@@ -115,35 +106,6 @@ def _edge_keys(sq: torch.Tensor, const: _Constants) -> torch.Tensor:
     return torch.minimum(keys, keys.transpose(1, 2))  # the Gram product need not be bitwise symmetric
 
 
-def _prim_on_host(sq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prim's algorithm on all clouds at once, in NumPy: ``(u, v)``, two ``[G, n - 1]`` long tensors, ``u < v``.
-
-    ``n - 1`` rounds of seven vectorized calls over all ``G`` clouds; each round adds, per cloud, the vertex nearest
-    to the tree (the lowest index among equally near ones), reached from its ``parent``. Distances to vertices already
-    in the tree are set to infinity, so no vertex joins twice (not even through NaN distances of bad points) and a
-    vertex's parent is final once it joins.
-    """
-    distances = sq.numpy().copy()  # the rounds write infinities into it
-    groups, n, _ = distances.shape
-    rows = np.arange(groups)
-    distances[:, :, 0] = np.inf  # vertex 0 starts the tree
-    nearest = distances[:, 0, :].copy()  # each vertex's distance to the tree
-    parent = np.zeros((groups, n), dtype=np.int64)  # ... and the tree vertex at that distance
-    closer = np.empty((groups, n), dtype=bool)
-    joined = np.empty((n - 1, groups), dtype=np.int64)
-    for k in range(n - 1):
-        j = joined[k] = nearest.argmin(1)
-        distances[rows, :, j] = np.inf
-        nearest[rows, j] = np.inf
-        row = distances[rows, j]  # [G, n]: distances from j, infinite into the tree
-        np.less(row, nearest, out=closer)
-        np.copyto(parent, j[:, None], where=closer)
-        np.minimum(nearest, row, out=nearest)
-    v = joined.T
-    u = np.take_along_axis(parent, v, axis=1)
-    return torch.from_numpy(np.minimum(u, v)), torch.from_numpy(np.maximum(u, v))
-
-
 def minimum_spanning_edges(clouds: Sequence[torch.Tensor]) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list]:
     """Edges of the minimum spanning tree of every cloud, for several batches of clouds in one computation.
 
@@ -159,15 +121,12 @@ def minimum_spanning_edges(clouds: Sequence[torch.Tensor]) -> tuple[list[tuple[t
         tree is then some spanning tree, never an out-of-range index).
 
     The tree is exact for the Gram-form distances rounded to float32, and deterministic: equal distances are broken
-    by the lowest vertex index on the host path, by the smaller edge ``(u, v)`` in the batched rounds (the two paths
-    may choose different trees of equal total length when distances tie; the sorted lengths are the same).
+    by the smaller edge ``(u, v)`` (Prim on the host breaks them by the lowest vertex index: the two may choose
+    different trees of equal total length when distances tie; the sorted lengths are the same).
     """
     n = clouds[0].shape[1]
     sq, sq_norms = _squared_distances(clouds)
     sizes = [x.shape[0] for x in clouds]
-    if sq.device.type == "cpu" and n <= HOST_PRIM_MAX_POINTS and sq.shape[0] * n**3 > CLOSURE_MAX_ELEMENTS:
-        u, v = _prim_on_host(sq)
-        return list(zip(u.split(sizes), v.split(sizes), strict=True)), sq_norms
     const = _edge_constants(n, clouds[0].device)
     keys = _edge_keys(sq, const)
     groups = keys.shape[0]
@@ -236,36 +195,6 @@ def _lengths(x: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """``[G, k]`` lengths of the edges, from the points (exact for close points, unlike a ``|x|² + |y|² − 2xy``
     form). Plain autograd ops: ``vector_norm``'s backward is ``(x_v − x_u) / w``, and 0 (not NaN) where ``w = 0``."""
     return torch.linalg.vector_norm(_edge_vectors(x, u, v), dim=-1)
-
-
-def deviation_losses(
-    clouds: Sequence[torch.Tensor],
-    edges: Sequence[tuple[torch.Tensor, torch.Tensor]],
-    betas: Sequence[float],
-    valid: torch.Tensor | None = None,
-) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    r"""Per space, :math:`R = \sum_{g} \sum_k |w_{gk} - \beta|` over the lengths :math:`w` of the edges ``(u, v)``.
-
-    What a training step needs: ``(edge_lengths(..., sort=False) - beta).abs().sum()`` per space, with the lengths
-    it read. The gradient of :math:`|w - \beta|` is :math:`\operatorname{sign}(w - \beta)`, 0 at :math:`w = \beta`.
-
-    Args:
-        clouds: tensors ``[G, n_s, d_s]`` (the same ``G`` rows in each).
-        edges: one ``(u, v)`` pair of ``[G, k_s]`` long tensors per tensor of ``clouds``.
-        betas: target length per space.
-        valid: ``[G]`` mask of the rows that count (the others add nothing and get no gradient), or ``None``.
-
-    Returns:
-        ``(losses, lengths)``: the scalar :math:`R` of each space, with gradient, and its detached ``[G, k_s]``
-        lengths in edge order.
-    """
-    losses, all_lengths = [], []
-    for (u, v), x, beta in zip(edges, clouds, betas, strict=True):
-        lengths = _lengths(x, u, v)
-        deviation = (lengths - float(beta)).abs()
-        losses.append((deviation if valid is None else deviation * valid.unsqueeze(1)).sum())
-        all_lengths.append(lengths.detach())
-    return losses, all_lengths
 
 
 def edge_lengths(

@@ -7,9 +7,9 @@ the death times :math:`\dagger(D)` are the :math:`n - 1` edge lengths of a Eucli
 :math:`D` (Hofer, Graf, Rieck, Niethammer, Kwitt, "Topologically Densified Distributions", ICML 2020). The multiset of
 MST edge lengths is unique even when the tree is not.
 
-Gradients: the tree is chosen on detached distances (:mod:`hf_relrep.spanning_tree`: exact, for all groups and spaces
-together; Prim on the host for small CPU clouds, about :math:`\log_2 n` batched rounds otherwise); the death times are then the
-differentiable lengths :math:`\lVert x_u - x_v \rVert_2` of the chosen edges :math:`(u, v)`, so
+Gradients: the tree is chosen on detached distances, exactly, for all groups and spaces together (small CPU clouds:
+Prim on the host, :mod:`hf_relrep.host_spanning_tree`; otherwise about :math:`\log_2 n` batched rounds,
+:mod:`hf_relrep.spanning_tree`); the death times are then the differentiable lengths :math:`\lVert x_u - x_v \rVert_2` of the chosen edges :math:`(u, v)`, so
 :math:`\partial w / \partial x_u = (x_u - x_v) / w` and the gradient is 0 for a zero-length edge (duplicate points).
 
 Nothing here waits for an accelerator: on CUDA, the finiteness checks are deferred (:mod:`hf_relrep.checks`) and, with
@@ -35,7 +35,8 @@ import torch
 from .checks import ensure
 from .errors import ConfigurationError, NonFiniteError, TopologyError
 from .grouping import class_groups
-from .spanning_tree import MAX_POINTS, deviation_losses, edge_lengths, minimum_spanning_edges
+from .host_spanning_tree import NON_FINITE_MESSAGE, host_tree_lengths, on_host
+from .spanning_tree import MAX_POINTS, edge_lengths, minimum_spanning_edges
 
 
 BACKENDS = ("torch", "gudhi")
@@ -59,9 +60,10 @@ def death_times(
             tensors (e.g. the latents and the relative vectors of one batch, any ``d`` each), computed together: one
             spanning-tree computation for all tensors with the same ``n``. Half-precision inputs are computed (and
             returned) in float32.
-        backend: ``"torch"`` (default): exact spanning trees of all clouds at once (see
-            :mod:`hf_relrep.spanning_tree`) on whatever device ``points`` is on: batched rounds without host
-            synchronisation, or on CPU, where those would be many, Prim on the host.
+        backend: ``"torch"`` (default): exact spanning trees of all clouds at once on whatever device ``points`` is
+            on: on CPU, clouds of up to 128 points take Prim's algorithm on the host and one autograd node
+            (:mod:`hf_relrep.host_spanning_tree`); elsewhere, batched rounds without host synchronisation
+            (:mod:`hf_relrep.spanning_tree`).
             ``"gudhi"``: the death edges of gudhi's Rips persistence pairs (``flag_persistence_generators``), computed
             on CPU in float64 one cloud at a time: a reference, with the same values and gradients.
 
@@ -76,7 +78,8 @@ def death_times(
         ConfigurationError: unknown ``backend``.
 
     Note:
-        Only first-order gradients are implemented (no double backward).
+        Higher-order gradients (``create_graph=True``) treat the tree as fixed, like the first-order ones: they are
+        those of the chosen edges' lengths.
     """
     if backend not in BACKENDS:
         raise ConfigurationError(f"Unknown persistence backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
@@ -120,32 +123,36 @@ def _check_points(points: torch.Tensor, backend: str) -> None:
 
 
 def _non_finite() -> NonFiniteError:
-    return NonFiniteError(
-        "death_times got NaN or infinite points (or points so large that squared distances overflow); check the "
-        "latents (e.g. a diverged model)."
-    )
+    return NonFiniteError(NON_FINITE_MESSAGE)
 
 
 def _death_times(clouds: list[torch.Tensor], *, backend: str) -> list[torch.Tensor]:
     """Sorted differentiable death times of each ``[G_s, n_s, d_s]`` tensor."""
-    edges = [_mst_edges_gudhi(x) for x in clouds] if backend == "gudhi" else _tree_edges(clouds)
-    return edge_lengths(clouds, edges)
+    if backend == "gudhi":
+        return edge_lengths(clouds, [_mst_edges_gudhi(x) for x in clouds])
+    return _tree_lengths(clouds, sort=True)
 
 
-def _tree_edges(clouds: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Spanning-tree edges of each tensor of clouds: one computation per (n, device), finiteness checked."""
-    edges: list = [None] * len(clouds)
+def _tree_lengths(clouds: list[torch.Tensor], *, sort: bool) -> list[torch.Tensor]:
+    """Differentiable spanning-tree edge lengths of each tensor of clouds: one computation per (n, device), on the
+    host for small CPU clouds, by batched rounds otherwise; finiteness checked (deferred on accelerators)."""
+    lengths: list = [None] * len(clouds)
     buckets: dict[tuple[int, torch.device], list[int]] = {}
     for s, x in enumerate(clouds):
         buckets.setdefault((x.shape[1], x.device), []).append(s)
-    for members in buckets.values():
-        found, sq_norms = minimum_spanning_edges([clouds[s] for s in members])
-        for s, uv in zip(members, found, strict=True):
-            edges[s] = uv
-        norms = torch.cat([n.reshape(-1) for n in sq_norms]) if len(sq_norms) > 1 else sq_norms[0]
-        limit = min(torch.finfo(n.dtype).max for n in sq_norms) / 4  # d² <= 4 max |x - x_0|²
-        ensure(norms.amax() <= limit, _non_finite)  # False for NaN too
-    return edges
+    for (n, device), members in buckets.items():
+        bucket = [clouds[s] for s in members]
+        if on_host(n, device):
+            found = host_tree_lengths(bucket, sort=sort)
+        else:
+            edges, sq_norms = minimum_spanning_edges(bucket)
+            norms = torch.cat([t.reshape(-1) for t in sq_norms]) if len(sq_norms) > 1 else sq_norms[0]
+            limit = min(torch.finfo(t.dtype).max for t in sq_norms) / 4  # d² <= 4 max |x - x_0|²
+            ensure(norms.amax() <= limit, _non_finite)  # False for NaN too
+            found = edge_lengths(bucket, edges, sort=sort)
+        for s, w in zip(members, found, strict=True):
+            lengths[s] = w
+    return lengths
 
 
 def _mst_edges_gudhi(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,7 +261,9 @@ def densification(
         else:
             clouds = [space.index_select(0, group.index.view(-1)).view(rows, n, -1) for space in spaces]
         clouds = [x.float() if x.dtype in (torch.float16, torch.bfloat16) else x for x in clouds]
-        losses, deaths = deviation_losses(clouds, _tree_edges(clouds), betas, group.valid)
+        lengths = _tree_lengths(clouds, sort=False)
+        losses = [_deviation(w, beta, group.valid) for w, beta in zip(lengths, betas, strict=True)]
+        deaths = [w.detach() for w in lengths]
         if group.valid is None:
             count = float(rows)
         else:
@@ -263,6 +272,13 @@ def densification(
         for s in range(len(spaces)):
             results[s].append(Densification(losses[s], count, deaths[s], group.classes))
     return [parts[0] if len(parts) == 1 else _merge(parts) for parts in results]
+
+
+def _deviation(lengths: torch.Tensor, beta: float, valid: torch.Tensor | None) -> torch.Tensor:
+    r""":math:`\sum_{g, k} |w_{gk} - \beta|` over the rows that count (``valid``; all if ``None``); its gradient is
+    :math:`\operatorname{sign}(w - \beta)`, 0 at :math:`w = \beta` and on rows that do not count."""
+    deviation = (lengths - beta).abs()
+    return (deviation if valid is None else deviation * valid.unsqueeze(1)).sum()
 
 
 def _merge(parts: list[Densification]) -> Densification:

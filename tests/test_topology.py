@@ -9,9 +9,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hf_relrep import spanning_tree, topology
+from hf_relrep import host_spanning_tree, topology
 from hf_relrep.errors import ConfigurationError, NonFiniteError, TopologyError
 from hf_relrep.plotting import plot_death_time_histograms
+from hf_relrep.spanning_tree import edge_lengths
 from hf_relrep.topology import death_times, death_times_by_class, densification_loss
 
 
@@ -21,20 +22,21 @@ def spanning_tree_path(request):
     that accelerators and large clouds take."""
     with pytest.MonkeyPatch.context() as patch:
         if request.param == "batched-rounds":
-            patch.setattr(spanning_tree, "HOST_PRIM_MAX_POINTS", 0)
+            patch.setattr(host_spanning_tree, "HOST_PRIM_MAX_POINTS", 0)
         yield request.param
 
 
-def test_cpu_clouds_that_need_boruvka_rounds_take_prim_on_the_host(monkeypatch, spanning_tree_path):
+def test_small_cpu_clouds_take_prim_on_the_host_and_large_ones_the_batched_rounds(monkeypatch, spanning_tree_path):
     calls = []
-    original = spanning_tree._prim_on_host
-    monkeypatch.setattr(spanning_tree, "_prim_on_host", lambda sq: calls.append(sq.shape) or original(sq))
-    closure_only = torch.randn(2, 8, 4)  # 2 · 8³ elements: the min-max closure at once
-    rounds = torch.randn(3, 64, 4)  # 3 · 64³ > CLOSURE_MAX_ELEMENTS: Borůvka rounds first, or Prim on the host
-    large = torch.randn(1, 300, 4)  # 300 > HOST_PRIM_MAX_POINTS: the batched rounds
+    original = host_spanning_tree.prim_edges
+    monkeypatch.setattr(host_spanning_tree, "prim_edges", lambda sq: calls.append(sq.shape) or original(sq))
+    closure_only = torch.randn(2, 8, 4)  # 2 · 8³ elements: the batched path closes it at once
+    rounds = torch.randn(3, 64, 4)  # 3 · 64³ > CLOSURE_MAX_ELEMENTS: the batched path needs Borůvka rounds
+    large = torch.randn(1, 300, 4)  # 300 > HOST_PRIM_MAX_POINTS: the batched rounds on every path
     for points in (closure_only, rounds, large):
         torch.testing.assert_close(death_times(points), death_times(points, backend="gudhi"))
-    assert calls == ([torch.Size([3, 64, 64])] if spanning_tree_path == "host-prim" else [])
+    host = spanning_tree_path == "host-prim"
+    assert calls == ([(2, 8, 8), (3, 64, 64)] if host else [])
 
 
 def gudhi_death_times(points: np.ndarray) -> np.ndarray:
@@ -214,9 +216,10 @@ def test_unequal_class_sizes_in_any_order_equal_the_per_class_sum():
 
 def test_balanced_batch_is_computed_in_one_batched_call(monkeypatch):
     calls = []
-    original = topology.minimum_spanning_edges
+    batched, host = topology.minimum_spanning_edges, topology.host_tree_lengths
+    monkeypatch.setattr(topology, "minimum_spanning_edges", lambda c: calls.append([x.shape for x in c]) or batched(c))
     monkeypatch.setattr(
-        topology, "minimum_spanning_edges", lambda c: calls.append([x.shape for x in c]) or original(c)
+        topology, "host_tree_lengths", lambda c, **kw: calls.append([x.shape for x in c]) or host(c, **kw)
     )
     labels = torch.arange(5).repeat_interleave(16)
     densification_loss(torch.randn(80, 8), labels, beta=1.0)
@@ -337,11 +340,19 @@ def test_death_times_equal_gudhi_at_every_size(n, kind):
 
 @pytest.mark.parametrize("n", [3, 16, 64])
 def test_the_tree_is_a_spanning_tree_even_with_ties(n):
-    from hf_relrep.spanning_tree import minimum_spanning_edges
+    from hf_relrep.host_spanning_tree import prim_edges
+    from hf_relrep.spanning_tree import _squared_distances, minimum_spanning_edges
 
     points = tied_cloud(4, 5, n, 2)
-    ((u, v),), _ = minimum_spanning_edges([points])
+    ((u, v),), _ = minimum_spanning_edges([points])  # the batched rounds
     assert u.shape == v.shape == (5, n - 1) and bool((u < v).all())
+    assert_spanning_trees(u, v, n)
+    u, v = prim_edges(_squared_distances([points])[0].numpy())  # Prim on the host
+    assert u.shape == v.shape == (5, n - 1)
+    assert_spanning_trees(u, v, n)
+
+
+def assert_spanning_trees(u, v, n: int) -> None:
     for edges_u, edges_v in zip(u.tolist(), v.tolist(), strict=True):
         parent = list(range(n))
 
@@ -374,6 +385,31 @@ def test_several_spaces_in_one_call_equal_separate_calls():
     grads_separate = torch.autograd.grad(separate[0].sum() + separate[1].square().sum(), (latents, relative))
     for a, b in zip(grads_together, grads_separate, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_spaces_of_different_dtypes_and_layouts_in_one_call_equal_separate_calls():
+    latents = random_cloud(3, 16, 4, 12).transpose(0, 1).float()  # [4, 16, 12], not contiguous
+    relative = random_cloud(4, 4, 16, 5)  # float64
+    together = death_times([latents.requires_grad_(True), relative.requires_grad_(True)])
+    assert [d.dtype for d in together] == [torch.float32, torch.float64]
+    for a, x in zip(together, (latents, relative), strict=True):
+        torch.testing.assert_close(a, death_times(x.detach().contiguous()))
+    (grad,) = torch.autograd.grad(together[0].sum(), latents)
+    torch.testing.assert_close(grad, torch.autograd.grad(death_times(latents).sum(), latents)[0])
+
+
+def test_a_double_backward_equals_the_one_of_plain_autograd_on_the_chosen_edges():
+    points = random_cloud(5, 3, 8, 4).requires_grad_(True)
+    weights = torch.linspace(-1, 1, 7, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((death_times(points) * weights).square().sum(), points, create_graph=True)
+    (second,) = torch.autograd.grad(grad.square().sum(), points)
+
+    u, v = topology._mst_edges_gudhi(points)  # the same (unique) trees, as plain autograd ops
+    (plain,) = torch.autograd.grad(
+        (edge_lengths([points], [(u, v)])[0] * weights).square().sum(), points, create_graph=True
+    )
+    torch.testing.assert_close(grad, plain)
+    torch.testing.assert_close(second, torch.autograd.grad(plain.square().sum(), points)[0])
 
 
 def test_densification_of_two_spaces_equals_two_losses():
@@ -463,19 +499,17 @@ def test_cuda_matches_cpu_with_ties_and_several_spaces():
         torch.testing.assert_close(a.cpu(), b, rtol=1e-5, atol=1e-5)
 
 
-def test_fused_deviation_loss_has_the_gradient_of_the_plain_formula_and_ignores_invalid_rows():
-    from hf_relrep.spanning_tree import deviation_losses, edge_lengths, minimum_spanning_edges
-
+def test_the_deviation_loss_sums_the_rows_that_are_groups_and_gives_the_others_no_gradient():
     points = random_cloud(12, 4, 10, 3).requires_grad_(True)
     valid = torch.tensor([True, False, True, True])
-    edges, _ = minimum_spanning_edges([points])
-    (fused,), (lengths,) = deviation_losses([points], edges, [0.7], valid)
-    plain = ((edge_lengths([points], edges, sort=False)[0] - 0.7).abs() * valid.unsqueeze(1)).sum()
-    torch.testing.assert_close(fused, plain)
-    assert not lengths.requires_grad
-    grads = [torch.autograd.grad(loss, points)[0] for loss in (fused, plain)]
-    torch.testing.assert_close(grads[0], grads[1])
-    assert torch.equal(grads[0][1], torch.zeros(10, 3))  # an invalid row gets no gradient
-    assert torch.autograd.gradcheck(
-        lambda x: deviation_losses([x], edges, [0.7], valid)[0][0], (points.detach().requires_grad_(True),)
-    )
+
+    def loss(x: torch.Tensor) -> torch.Tensor:
+        (lengths,) = topology._tree_lengths([x], sort=False)
+        return topology._deviation(lengths, 0.7, valid)
+
+    expected = sum((death_times(points[g]) - 0.7).abs().sum() for g in (0, 2, 3))
+    torch.testing.assert_close(loss(points), expected)
+    (grad,) = torch.autograd.grad(loss(points), points)
+    torch.testing.assert_close(grad, torch.autograd.grad(expected, points)[0])
+    assert torch.equal(grad[1], torch.zeros(10, 3))  # a row that is not a group gets no gradient
+    assert torch.autograd.gradcheck(loss, (points.detach().requires_grad_(True),))

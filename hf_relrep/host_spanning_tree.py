@@ -1,0 +1,179 @@
+r"""Minimum-spanning-tree edge lengths of small CPU point clouds, computed on the host in one autograd node.
+
+On CPU, what a persistence call costs for the clouds a training step has (a few dozen clouds of 16–128 points) is the
+number of calls, not the arithmetic: every batched torch kernel of :mod:`hf_relrep.spanning_tree` is a few
+microseconds of dispatch and autograd bookkeeping, more when caches are cold between a model's kernels. So on CPU:
+
+1. the squared distances of every cloud come from one batched Gram product per tensor, measured from each cloud's
+   first point (the Gram form loses :math:`\epsilon \lVert x \rVert^2` to cancellation; centring keeps it small);
+2. **Prim's algorithm** runs in NumPy on all clouds of all tensors at once: ``n − 1`` rounds of five vectorized calls
+   (nearest vertex, its row of distances, two element-wise updates); each vertex's parent is found afterwards in one
+   masked ``argmin`` (the nearest vertex that joined before it);
+3. the lengths :math:`w = \lVert x_v - x_u \rVert_2` of the chosen edges are computed from the points, not from the
+   Gram form, so they are exact for close points, and sorted per cloud if asked.
+
+All of it is one :class:`torch.autograd.Function` with a hand-written backward,
+:math:`\partial w / \partial x_v = (x_v - x_u) / w = -\partial w / \partial x_u` and 0 where :math:`w = 0` (duplicate
+points): an assignment and an ``index_add_`` per tensor instead of a graph of a dozen nodes (for a double backward,
+``create_graph=True``, the same gradient comes from autograd ops on the points). Equal distances go to the lowest vertex index; the sorted lengths do not depend on the
+choice. There is no device here to wait for, so the finiteness check raises at once (unless checks are deferred on
+purpose, :func:`hf_relrep.checks.deferred_checks`).
+"""
+
+import numpy as np
+import torch
+
+from .checks import ensure_on_host
+from .errors import NonFiniteError
+
+
+# Clouds of up to this many points are computed here on CPU: Prim's n − 1 rounds of NumPy calls cost less than the
+# batched rounds' kernels up to here, not beyond (measured on CPU: benchmarks/bench_death_times.py).
+HOST_PRIM_MAX_POINTS = 128
+
+NON_FINITE_MESSAGE = (
+    "death_times got NaN or infinite points (or points so large that squared distances overflow); check the "
+    "latents (e.g. a diverged model)."
+)
+
+
+def on_host(n: int, device: torch.device) -> bool:
+    """Whether clouds of ``n`` points on ``device`` are computed here (CPU, at most ``HOST_PRIM_MAX_POINTS``)."""
+    return device.type == "cpu" and n <= HOST_PRIM_MAX_POINTS
+
+
+def prim_edges(sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Prim's algorithm on ``[G, n, n]`` squared distances (no NaN): ``(u, v)``, two ``[G, n - 1]`` int64 arrays.
+
+    Each round adds, in every cloud, the vertex nearest to the tree (the lowest index among equally near ones): its
+    row of distances lowers ``nearest``, and ``blocked`` (``+inf`` on tree vertices, ``-inf`` elsewhere) lifts the
+    tree's vertices back out of reach. ``v`` lists the vertices in the order they joined; the parent ``u`` of each is
+    the nearest vertex that joined before it, which is the tree vertex it was reached from (at equal distance, the
+    lowest index).
+    """
+    groups, n, _ = sq.shape
+    rows = sq.reshape(groups * n, n)
+    base = np.arange(0, groups * n, n)
+    blocked = np.full((groups, n), -np.inf, dtype=sq.dtype)
+    blocked[:, 0] = np.inf  # vertex 0 starts the tree
+    nearest = np.maximum(sq[:, 0, :], blocked)
+    block, take = blocked.reshape(-1).put, rows.take
+    joined = []
+    for _ in range(n - 1):
+        flat = np.add(nearest.argmin(1), base)
+        joined.append(flat)
+        block(flat, np.inf)
+        np.minimum(nearest, take(flat, 0), out=nearest)
+        np.maximum(nearest, blocked, out=nearest)
+    v = np.stack(joined, 1)
+    v -= base[:, None]
+    position = np.zeros((groups, n), dtype=np.int64)
+    np.put_along_axis(position, v, np.arange(1, n), axis=1)
+    earlier = position[:, None, :] < position[:, :, None]  # [g, a, b]: b joined before a
+    parent = np.where(earlier, sq, np.inf).argmin(2)
+    return np.take_along_axis(parent, v, 1), v
+
+
+def _squared_distances(x: np.ndarray) -> np.ndarray:
+    """``[G, n, n]`` squared distances (``>= 0``) of ``[G, n, d]`` clouds.
+
+    Non-finite points raise :class:`NonFiniteError` (inside :func:`hf_relrep.checks.deferred_checks`, a later call
+    does, and the distances are all 0 here: the tree is then some spanning tree, and its lengths are NaN)."""
+    centred = x - x[:, :1]
+    gram = np.matmul(centred, centred.transpose(0, 2, 1))
+    norms = gram.diagonal(axis1=1, axis2=2)
+    finite = bool(norms.max() <= np.finfo(gram.dtype).max / 4)  # d² <= 4 max |x - x_0|²; False for NaN too
+    ensure_on_host(finite, lambda: NonFiniteError(NON_FINITE_MESSAGE))
+    if not finite:
+        return np.zeros_like(gram)
+    sq = norms[:, :, None] + norms[:, None, :]
+    sq -= 2 * gram
+    return np.maximum(sq, 0, out=sq)  # rounding can make d² slightly negative
+
+
+class _TreeLengths(torch.autograd.Function):
+    """Forward: the MST edge lengths of each tensor of clouds, in NumPy (see the module). Backward: per tensor, one
+    assignment (the ``v`` ends: each vertex once) and one ``index_add_`` (the ``u`` ends: parents repeat)."""
+
+    @staticmethod
+    def forward(ctx, sort: bool, *clouds: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        ctx.set_materialize_grads(False)
+        xs = [x.detach().numpy() for x in clouds]
+        with np.errstate(all="ignore"):  # non-finite points: the check raises; NumPy need not warn
+            sq = [_squared_distances(x) for x in xs]
+            u, v = prim_edges(sq[0] if len(sq) == 1 else np.concatenate(sq))
+            lengths, saved = [], []
+            start = 0
+            for x in xs:
+                groups, n, d = x.shape
+                base = np.arange(0, groups * n, n)[:, None]
+                ends_u = (u[start : start + groups] + base).reshape(-1)
+                ends_v = (v[start : start + groups] + base).reshape(-1)
+                start += groups
+                flat = x.reshape(groups * n, d)
+                edges = flat.take(ends_v, 0)
+                edges -= flat.take(ends_u, 0)
+                w = np.sqrt(np.einsum("kd,kd->k", edges, edges)).reshape(groups, n - 1)
+                order = w.argsort(1) if sort else None
+                lengths.append(torch.from_numpy(np.take_along_axis(w, order, 1) if sort else w))
+                saved.append((edges, w, order, ends_u, ends_v, x.shape))
+        ctx.saved = saved
+        ctx.save_for_backward(*clouds)  # for a double backward only
+        return tuple(lengths)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        if torch.is_grad_enabled():  # create_graph=True: the same gradient from autograd ops
+            return (None, *map(_differentiable_gradient, grads, ctx.saved_tensors, ctx.saved))
+        result: list[torch.Tensor | None] = [None]  # for `sort`
+        for grad, (edges, w, order, ends_u, ends_v, shape) in zip(grads, ctx.saved, strict=True):
+            if grad is None:
+                result.append(None)
+                continue
+            grad = grad.numpy()
+            if order is not None:  # back to edge order
+                unsorted = np.empty_like(w)
+                np.put_along_axis(unsorted, order, grad, 1)
+                grad = unsorted
+            coefficient = np.divide(grad, w, out=np.zeros_like(w), where=w > 0)  # 0 on zero-length edges
+            scaled = edges * coefficient.reshape(-1, 1)
+            points = np.zeros((shape[0] * shape[1], shape[2]), dtype=edges.dtype)
+            points[ends_v] = scaled  # Prim's v: every vertex but the first of its cloud, once
+            points = torch.from_numpy(points)
+            points.index_add_(0, torch.from_numpy(ends_u), torch.from_numpy(np.negative(scaled, out=scaled)))
+            result.append(points.view(shape))
+        return tuple(result)
+
+
+def _differentiable_gradient(grad: torch.Tensor | None, x: torch.Tensor, saved: tuple) -> torch.Tensor | None:
+    """The gradient of :class:`_TreeLengths` for one tensor from autograd ops on the points, so that it has a gradient
+    itself (a double backward). The tree stays the one the forward chose."""
+    if grad is None:
+        return None
+    _, _, order, ends_u, ends_v, shape = saved
+    if order is not None:
+        grad = torch.empty_like(grad).scatter_(1, torch.from_numpy(order), grad)
+    u, v = torch.from_numpy(ends_u), torch.from_numpy(ends_v)
+    flat = x.reshape(shape[0] * shape[1], shape[2])
+    edges = flat.index_select(0, v) - flat.index_select(0, u)
+    w = torch.linalg.vector_norm(edges, dim=1)
+    positive = w > 0
+    coefficient = torch.where(positive, grad.reshape(-1) / torch.where(positive, w, 1.0), 0.0)  # 0 on zero-length
+    scaled = edges * coefficient.unsqueeze(1)
+    return torch.zeros_like(flat).index_add(0, v, scaled).index_add(0, u, -scaled).view(shape)
+
+
+def host_tree_lengths(clouds: list[torch.Tensor], *, sort: bool) -> list[torch.Tensor]:
+    """Differentiable MST edge lengths of every tensor of CPU clouds, one Prim computation for all of them.
+
+    Args:
+        clouds: CPU float32 or float64 tensors ``[G_s, n, d_s]``, the same ``n`` (at least 2) in each.
+        sort: sort each cloud's lengths ascending (gradients follow the values).
+
+    Returns:
+        One ``[G_s, n - 1]`` tensor per tensor of ``clouds``, in the dtype of that tensor.
+
+    Raises:
+        NonFiniteError: a point is NaN or infinite, or so large that squared distances overflow.
+    """
+    return list(_TreeLengths.apply(sort, *clouds))
