@@ -65,13 +65,18 @@ def prim_edges(sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         block(flat, np.inf)
         np.minimum(nearest, take(flat, 0), out=nearest)
         np.maximum(nearest, blocked, out=nearest)
-    v = np.stack(joined, 1)
-    v -= base[:, None]
-    position = np.zeros((groups, n), dtype=np.int64)
-    np.put_along_axis(position, v, np.arange(1, n), axis=1)
+    v = np.stack(joined, 1)  # flat indices, [G, n - 1]
+    position = np.zeros(groups * n, dtype=np.int64)
+    position[v] = np.arange(1, n)  # when each vertex joined (vertex 0: 0)
+    position = position.reshape(groups, n)
     earlier = position[:, None, :] < position[:, :, None]  # [g, a, b]: b joined before a
-    parent = np.where(earlier, sq, np.inf).argmin(2)
-    return np.take_along_axis(parent, v, 1), v
+    parent = np.where(earlier, sq, np.inf).argmin(2).reshape(-1)
+    u = parent[v]
+    v -= base[:, None]
+    return u, v
+
+
+_LIMITS = {np.dtype(t): np.finfo(t).max / 4 for t in (np.float32, np.float64)}  # d² <= 4 max |x - x_0|²
 
 
 def _squared_distances(x: np.ndarray) -> np.ndarray:
@@ -82,7 +87,7 @@ def _squared_distances(x: np.ndarray) -> np.ndarray:
     centred = x - x[:, :1]
     gram = np.matmul(centred, centred.transpose(0, 2, 1))
     norms = gram.diagonal(axis1=1, axis2=2)
-    finite = bool(norms.max() <= np.finfo(gram.dtype).max / 4)  # d² <= 4 max |x - x_0|²; False for NaN too
+    finite = bool(norms.max() <= _LIMITS[gram.dtype])  # False for NaN too
     ensure_on_host(finite, lambda: NonFiniteError(NON_FINITE_MESSAGE))
     if not finite:
         return np.zeros_like(gram)
@@ -92,19 +97,23 @@ def _squared_distances(x: np.ndarray) -> np.ndarray:
 
 
 class _TreeLengths(torch.autograd.Function):
-    """Forward: the MST edge lengths of each tensor of clouds, in NumPy (see the module). Backward: per tensor, one
-    assignment (the ``v`` ends: each vertex once) and one ``index_add_`` (the ``u`` ends: parents repeat)."""
+    r"""The MST edge lengths of each tensor of clouds, in NumPy (see the module), or, with ``betas``, the deviation
+    losses :math:`\sum_{g, k} |w_{gk} - \beta|` of the lengths (then the lengths follow as outputs without gradient).
+
+    Backward: the gradient of each edge's length becomes, per tensor, one assignment (the ``v`` ends: each vertex
+    once) and one ``index_add_`` (the ``u`` ends: parents repeat)."""
 
     @staticmethod
-    def forward(ctx, sort: bool, *clouds: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(ctx, sort: bool, betas: tuple | None, valid: torch.Tensor | None, *clouds: torch.Tensor):
         ctx.set_materialize_grads(False)
         xs = [x.detach().numpy() for x in clouds]
+        rows = None if valid is None else valid.numpy()[:, None]
+        lengths, losses, saved = [], [], []
         with np.errstate(all="ignore"):  # non-finite points: the check raises; NumPy need not warn
             sq = [_squared_distances(x) for x in xs]
             u, v = prim_edges(sq[0] if len(sq) == 1 else np.concatenate(sq))
-            lengths, saved = [], []
             start = 0
-            for x in xs:
+            for s, x in enumerate(xs):
                 groups, n, d = x.shape
                 base = np.arange(0, groups * n, n)[:, None]
                 ends_u = (u[start : start + groups] + base).reshape(-1)
@@ -116,26 +125,35 @@ class _TreeLengths(torch.autograd.Function):
                 w = np.sqrt(np.einsum("kd,kd->k", edges, edges)).reshape(groups, n - 1)
                 order = w.argsort(1) if sort else None
                 lengths.append(torch.from_numpy(np.take_along_axis(w, order, 1) if sort else w))
-                saved.append((edges, w, order, ends_u, ends_v, x.shape))
+                sign = None
+                if betas is not None:  # d|w - β|/dw: sign(w - β), 0 at β and on rows that do not count
+                    deviation = w - w.dtype.type(betas[s])
+                    sign = np.sign(deviation)
+                    np.abs(deviation, out=deviation)
+                    if rows is not None:
+                        sign *= rows
+                        deviation *= rows
+                    losses.append(torch.from_numpy(np.asarray(deviation.sum())))
+                saved.append((edges, w, order, sign, ends_u, ends_v, x.shape))
         ctx.saved = saved
         ctx.save_for_backward(*clouds)  # for a double backward only
-        return tuple(lengths)
+        if betas is None:
+            return tuple(lengths)
+        ctx.mark_non_differentiable(*lengths)
+        return (*losses, *lengths)
 
     @staticmethod
     def backward(ctx, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        grads = grads[: len(ctx.saved)]  # (with betas, the lengths that follow the losses have no gradient)
         if torch.is_grad_enabled():  # create_graph=True: the same gradient from autograd ops
-            return (None, *map(_differentiable_gradient, grads, ctx.saved_tensors, ctx.saved))
-        result: list[torch.Tensor | None] = [None]  # for `sort`
-        for grad, (edges, w, order, ends_u, ends_v, shape) in zip(grads, ctx.saved, strict=True):
+            return (None, None, None, *map(_differentiable_gradient, grads, ctx.saved_tensors, ctx.saved))
+        result: list[torch.Tensor | None] = [None, None, None]  # for `sort`, `betas`, `valid`
+        for grad, (edges, w, order, sign, ends_u, ends_v, shape) in zip(grads, ctx.saved, strict=True):
             if grad is None:
                 result.append(None)
                 continue
-            grad = grad.numpy()
-            if order is not None:  # back to edge order
-                unsorted = np.empty_like(w)
-                np.put_along_axis(unsorted, order, grad, 1)
-                grad = unsorted
-            coefficient = np.divide(grad, w, out=np.zeros_like(w), where=w > 0)  # 0 on zero-length edges
+            per_edge = _edge_gradient(grad.numpy(), w, order, sign)
+            coefficient = np.divide(per_edge, w, out=np.zeros_like(w), where=w > 0)  # 0 on zero-length edges
             scaled = edges * coefficient.reshape(-1, 1)
             points = np.zeros((shape[0] * shape[1], shape[2]), dtype=edges.dtype)
             points[ends_v] = scaled  # Prim's v: every vertex but the first of its cloud, once
@@ -145,13 +163,27 @@ class _TreeLengths(torch.autograd.Function):
         return tuple(result)
 
 
+def _edge_gradient(grad: np.ndarray, w: np.ndarray, order: np.ndarray | None, sign: np.ndarray | None) -> np.ndarray:
+    """``[G, k]`` gradient of each edge's length, in edge order, from the gradient of an output: a loss (``sign``),
+    sorted lengths (``order``) or lengths in edge order."""
+    if sign is not None:
+        return sign * grad
+    if order is None:
+        return grad
+    unsorted = np.empty_like(w)
+    np.put_along_axis(unsorted, order, grad, 1)
+    return unsorted
+
+
 def _differentiable_gradient(grad: torch.Tensor | None, x: torch.Tensor, saved: tuple) -> torch.Tensor | None:
     """The gradient of :class:`_TreeLengths` for one tensor from autograd ops on the points, so that it has a gradient
     itself (a double backward). The tree stays the one the forward chose."""
     if grad is None:
         return None
-    _, _, order, ends_u, ends_v, shape = saved
-    if order is not None:
+    _, _, order, sign, ends_u, ends_v, shape = saved
+    if sign is not None:
+        grad = grad * torch.from_numpy(sign)
+    elif order is not None:
         grad = torch.empty_like(grad).scatter_(1, torch.from_numpy(order), grad)
     u, v = torch.from_numpy(ends_u), torch.from_numpy(ends_v)
     flat = x.reshape(shape[0] * shape[1], shape[2])
@@ -176,4 +208,26 @@ def host_tree_lengths(clouds: list[torch.Tensor], *, sort: bool) -> list[torch.T
     Raises:
         NonFiniteError: a point is NaN or infinite, or so large that squared distances overflow.
     """
-    return list(_TreeLengths.apply(sort, *clouds))
+    return list(_TreeLengths.apply(sort, None, None, *clouds))
+
+
+def host_deviation_losses(
+    clouds: list[torch.Tensor], betas: list[float], valid: torch.Tensor | None = None
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    r"""Per tensor of CPU clouds, :math:`R = \sum_{g} \sum_k |w_{gk} - \beta|` over the MST edge lengths :math:`w`
+    of its clouds: a training step's densification terms, with one Prim computation and one autograd node for all.
+
+    Args:
+        clouds: as for :func:`host_tree_lengths`.
+        betas: the target length :math:`\beta` of each tensor.
+        valid: ``[G]`` boolean mask of the rows that count (the others add nothing and get no gradient), or ``None``.
+
+    Returns:
+        ``(losses, lengths)``: the 0-dim loss of each tensor, with gradient (:math:`\operatorname{sign}(w - \beta)`
+        per edge, 0 at :math:`w = \beta`), and its ``[G_s, n - 1]`` lengths in edge order, without gradient.
+
+    Raises:
+        NonFiniteError: as for :func:`host_tree_lengths`.
+    """
+    outputs = _TreeLengths.apply(False, tuple(float(b) for b in betas), valid, *clouds)
+    return list(outputs[: len(clouds)]), list(outputs[len(clouds) :])

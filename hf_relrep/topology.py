@@ -35,7 +35,7 @@ import torch
 from .checks import ensure
 from .errors import ConfigurationError, NonFiniteError, TopologyError
 from .grouping import class_groups
-from .host_spanning_tree import NON_FINITE_MESSAGE, host_tree_lengths, on_host
+from .host_spanning_tree import NON_FINITE_MESSAGE, host_deviation_losses, host_tree_lengths, on_host
 from .spanning_tree import MAX_POINTS, edge_lengths, minimum_spanning_edges
 
 
@@ -261,9 +261,7 @@ def densification(
         else:
             clouds = [space.index_select(0, group.index.view(-1)).view(rows, n, -1) for space in spaces]
         clouds = [x.float() if x.dtype in (torch.float16, torch.bfloat16) else x for x in clouds]
-        lengths = _tree_lengths(clouds, sort=False)
-        losses = [_deviation(w, beta, group.valid) for w, beta in zip(lengths, betas, strict=True)]
-        deaths = [w.detach() for w in lengths]
+        losses, deaths = _deviation_losses(clouds, betas, group.valid)
         if group.valid is None:
             count = float(rows)
         else:
@@ -274,11 +272,20 @@ def densification(
     return [parts[0] if len(parts) == 1 else _merge(parts) for parts in results]
 
 
-def _deviation(lengths: torch.Tensor, beta: float, valid: torch.Tensor | None) -> torch.Tensor:
-    r""":math:`\sum_{g, k} |w_{gk} - \beta|` over the rows that count (``valid``; all if ``None``); its gradient is
-    :math:`\operatorname{sign}(w - \beta)`, 0 at :math:`w = \beta` and on rows that do not count."""
-    deviation = (lengths - beta).abs()
-    return (deviation if valid is None else deviation * valid.unsqueeze(1)).sum()
+def _deviation_losses(
+    clouds: list[torch.Tensor], betas: list[float], valid: torch.Tensor | None
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    r"""Per tensor of clouds (one ``n`` for all), :math:`\sum_{g, k} |w_{gk} - \beta|` over the spanning-tree edge
+    lengths of the rows that count (``valid``; all if ``None``), with gradient :math:`\operatorname{sign}(w - \beta)`
+    (0 at :math:`w = \beta` and on rows that do not count); and the detached lengths, in edge order."""
+    if all(on_host(x.shape[1], x.device) for x in clouds):
+        return host_deviation_losses(clouds, betas, valid)
+    lengths = _tree_lengths(clouds, sort=False)
+    losses = []
+    for w, beta in zip(lengths, betas, strict=True):
+        deviation = (w - beta).abs()
+        losses.append((deviation if valid is None else deviation * valid.unsqueeze(1)).sum())
+    return losses, [w.detach() for w in lengths]
 
 
 def _merge(parts: list[Densification]) -> Densification:

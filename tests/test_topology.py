@@ -216,10 +216,10 @@ def test_unequal_class_sizes_in_any_order_equal_the_per_class_sum():
 
 def test_balanced_batch_is_computed_in_one_batched_call(monkeypatch):
     calls = []
-    batched, host = topology.minimum_spanning_edges, topology.host_tree_lengths
+    batched, host = topology.minimum_spanning_edges, topology.host_deviation_losses
     monkeypatch.setattr(topology, "minimum_spanning_edges", lambda c: calls.append([x.shape for x in c]) or batched(c))
     monkeypatch.setattr(
-        topology, "host_tree_lengths", lambda c, **kw: calls.append([x.shape for x in c]) or host(c, **kw)
+        topology, "host_deviation_losses", lambda c, *a: calls.append([x.shape for x in c]) or host(c, *a)
     )
     labels = torch.arange(5).repeat_interleave(16)
     densification_loss(torch.randn(80, 8), labels, beta=1.0)
@@ -504,8 +504,9 @@ def test_the_deviation_loss_sums_the_rows_that_are_groups_and_gives_the_others_n
     valid = torch.tensor([True, False, True, True])
 
     def loss(x: torch.Tensor) -> torch.Tensor:
-        (lengths,) = topology._tree_lengths([x], sort=False)
-        return topology._deviation(lengths, 0.7, valid)
+        (loss,), (lengths,) = topology._deviation_losses([x], [0.7], valid)
+        assert not lengths.requires_grad and lengths.shape == (4, 9)
+        return loss
 
     expected = sum((death_times(points[g]) - 0.7).abs().sum() for g in (0, 2, 3))
     torch.testing.assert_close(loss(points), expected)
