@@ -43,7 +43,8 @@ def on_host(n: int, device: torch.device) -> bool:
 
 
 def prim_edges(sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Prim's algorithm on ``[G, n, n]`` squared distances (no NaN): ``(u, v)``, two ``[G, n - 1]`` int64 arrays.
+    """Prim's algorithm on ``[G, n, n]`` squared distances (no NaN): ``(u, v)``, two ``[G, n - 1]`` int64 arrays of
+    the tree edges of each cloud, as flat indices ``g·n + i`` into the ``G·n`` points of all clouds.
 
     Each round adds, in every cloud, the vertex nearest to the tree (the lowest index among equally near ones): its
     row of distances lowers ``nearest``, and ``blocked`` (``+inf`` on tree vertices, ``-inf`` elsewhere) lifts the
@@ -70,22 +71,21 @@ def prim_edges(sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     position[v] = np.arange(1, n)  # when each vertex joined (vertex 0: 0)
     position = position.reshape(groups, n)
     earlier = position[:, None, :] < position[:, :, None]  # [g, a, b]: b joined before a
-    parent = np.where(earlier, sq, np.inf).argmin(2).reshape(-1)
-    u = parent[v]
-    v -= base[:, None]
-    return u, v
+    parent = np.where(earlier, sq, np.inf).argmin(2)
+    parent += base[:, None]
+    return parent.reshape(-1)[v], v
 
 
 _LIMITS = {np.dtype(t): np.finfo(t).max / 4 for t in (np.float32, np.float64)}  # d² <= 4 max |x - x_0|²
 
 
-def _squared_distances(x: np.ndarray) -> np.ndarray:
-    """``[G, n, n]`` squared distances (``>= 0``) of ``[G, n, d]`` clouds.
+def _squared_distances(x: torch.Tensor) -> np.ndarray:
+    """``[G, n, n]`` squared distances (``>= 0``) of ``[G, n, d]`` detached CPU clouds, as a NumPy array.
 
     Non-finite points raise :class:`NonFiniteError` (inside :func:`hf_relrep.checks.deferred_checks`, a later call
     does, and the distances are all 0 here: the tree is then some spanning tree, and its lengths are NaN)."""
     centred = x - x[:, :1]
-    gram = np.matmul(centred, centred.transpose(0, 2, 1))
+    gram = torch.bmm(centred, centred.transpose(1, 2)).numpy()  # (torch's batched product: 2-3x NumPy's here)
     norms = gram.diagonal(axis1=1, axis2=2)
     finite = bool(norms.max() <= _LIMITS[gram.dtype])  # False for NaN too
     ensure_on_host(finite, lambda: NonFiniteError(NON_FINITE_MESSAGE))
@@ -106,25 +106,26 @@ class _TreeLengths(torch.autograd.Function):
     @staticmethod
     def forward(ctx, sort: bool, betas: tuple | None, valid: torch.Tensor | None, *clouds: torch.Tensor):
         ctx.set_materialize_grads(False)
-        xs = [x.detach().numpy() for x in clouds]
+        detached = [x.detach() for x in clouds]
+        xs = [x.numpy() for x in detached]
         rows = None if valid is None else valid.numpy()[:, None]
         lengths, losses, saved = [], [], []
         with np.errstate(all="ignore"):  # non-finite points: the check raises; NumPy need not warn
-            sq = [_squared_distances(x) for x in xs]
+            sq = [_squared_distances(x) for x in detached]
             u, v = prim_edges(sq[0] if len(sq) == 1 else np.concatenate(sq))
             start = 0
             for s, x in enumerate(xs):
                 groups, n, d = x.shape
-                base = np.arange(0, groups * n, n)[:, None]
-                ends_u = (u[start : start + groups] + base).reshape(-1)
-                ends_v = (v[start : start + groups] + base).reshape(-1)
+                # this tensor's edges, as flat indices into its own points
+                ends_u = u[start : start + groups].reshape(-1) - start * n
+                ends_v = v[start : start + groups].reshape(-1) - start * n
                 start += groups
                 flat = x.reshape(groups * n, d)
                 edges = flat.take(ends_v, 0)
                 edges -= flat.take(ends_u, 0)
                 w = np.sqrt(np.einsum("kd,kd->k", edges, edges)).reshape(groups, n - 1)
                 order = w.argsort(1) if sort else None
-                lengths.append(torch.from_numpy(np.take_along_axis(w, order, 1) if sort else w))
+                lengths.append(torch.from_numpy(np.sort(w, 1) if sort else w))
                 sign = None
                 if betas is not None:  # d|w - β|/dw: sign(w - β), 0 at β and on rows that do not count
                     deviation = w - w.dtype.type(betas[s])
@@ -171,7 +172,7 @@ def _edge_gradient(grad: np.ndarray, w: np.ndarray, order: np.ndarray | None, si
     if order is None:
         return grad
     unsorted = np.empty_like(w)
-    np.put_along_axis(unsorted, order, grad, 1)
+    unsorted[np.arange(w.shape[0])[:, None], order] = grad
     return unsorted
 
 

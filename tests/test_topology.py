@@ -347,9 +347,10 @@ def test_the_tree_is_a_spanning_tree_even_with_ties(n):
     ((u, v),), _ = minimum_spanning_edges([points])  # the batched rounds
     assert u.shape == v.shape == (5, n - 1) and bool((u < v).all())
     assert_spanning_trees(u, v, n)
-    u, v = prim_edges(_squared_distances([points])[0].numpy())  # Prim on the host
+    u, v = prim_edges(_squared_distances([points])[0].numpy())  # Prim on the host: flat indices g·n + i
     assert u.shape == v.shape == (5, n - 1)
-    assert_spanning_trees(u, v, n)
+    assert ((u // n) == np.arange(5)[:, None]).all() and ((v // n) == np.arange(5)[:, None]).all()
+    assert_spanning_trees(u % n, v % n, n)
 
 
 def assert_spanning_trees(u, v, n: int) -> None:
