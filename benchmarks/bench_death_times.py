@@ -185,8 +185,8 @@ def main() -> None:
     missing = [name for name, fn in candidates.items() if fn is None]
     print(
         f"torch {torch.__version__}, gudhi {gudhi.__version__}, {args.threads} thread(s), float32 points, "
-        f"hf-relrep on {args.device}; median of {args.repeats} interleaved rounds (rotating order) after {args.warmup} (ms; ratio = "
-        "peer / hf-relrep)"
+        f"hf-relrep on {args.device}; median of {args.repeats} interleaved rounds (rotating order) after "
+        f"{args.warmup} (ms; ratio = peer / hf-relrep)"
     )
     if missing:
         print(f"not installed (skipped): {', '.join(missing)}; pip install -e '.[bench]'")

@@ -1,6 +1,6 @@
 r"""Minimum-spanning-tree edge lengths of small CPU point clouds, computed on the host in one autograd node.
 
-On CPU, what a persistence call costs for the clouds a training step has (a few dozen clouds of 16–128 points) is the
+On CPU, what a persistence call costs for the clouds a training step has (a few dozen clouds of 16–256 points) is the
 number of calls, not the arithmetic: every batched torch kernel of :mod:`hf_relrep.spanning_tree` is a few
 microseconds of dispatch and autograd bookkeeping, more when caches are cold between a model's kernels. So on CPU:
 
@@ -15,9 +15,9 @@ microseconds of dispatch and autograd bookkeeping, more when caches are cold bet
 All of it is one :class:`torch.autograd.Function` with a hand-written backward,
 :math:`\partial w / \partial x_v = (x_v - x_u) / w = -\partial w / \partial x_u` and 0 where :math:`w = 0` (duplicate
 points): an assignment and an ``index_add_`` per tensor instead of a graph of a dozen nodes (for a double backward,
-``create_graph=True``, the same gradient comes from autograd ops on the points). Equal distances go to the lowest vertex index; the sorted lengths do not depend on the
-choice. There is no device here to wait for, so the finiteness check raises at once (unless checks are deferred on
-purpose, :func:`hf_relrep.checks.deferred_checks`).
+``create_graph=True``, the same gradient comes from autograd ops on the points). Equal distances go to the lowest
+vertex index; the sorted lengths do not depend on the choice. There is no device here to wait for, so the finiteness
+check raises at once (unless checks are deferred on purpose, :func:`hf_relrep.checks.deferred_checks`).
 """
 
 import numpy as np
@@ -28,8 +28,8 @@ from .errors import NonFiniteError
 
 
 # Clouds of up to this many points are computed here on CPU: Prim's n − 1 rounds of NumPy calls cost less than the
-# batched rounds' kernels up to here, not beyond (measured on CPU: benchmarks/bench_death_times.py).
-HOST_PRIM_MAX_POINTS = 128
+# batched rounds' kernels up to here (2 × 512 points: 5 vs 12 ms forward + backward), not at 2 × 1,024 (on CPU).
+HOST_PRIM_MAX_POINTS = 512
 
 NON_FINITE_MESSAGE = (
     "death_times got NaN or infinite points (or points so large that squared distances overflow); check the "

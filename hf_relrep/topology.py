@@ -9,7 +9,8 @@ MST edge lengths is unique even when the tree is not.
 
 Gradients: the tree is chosen on detached distances, exactly, for all groups and spaces together (small CPU clouds:
 Prim on the host, :mod:`hf_relrep.host_spanning_tree`; otherwise about :math:`\log_2 n` batched rounds,
-:mod:`hf_relrep.spanning_tree`); the death times are then the differentiable lengths :math:`\lVert x_u - x_v \rVert_2` of the chosen edges :math:`(u, v)`, so
+:mod:`hf_relrep.spanning_tree`); the death times are then the differentiable lengths
+:math:`\lVert x_u - x_v \rVert_2` of the chosen edges :math:`(u, v)`, so
 :math:`\partial w / \partial x_u = (x_u - x_v) / w` and the gradient is 0 for a zero-length edge (duplicate points).
 
 Nothing here waits for an accelerator: on CUDA, the finiteness checks are deferred (:mod:`hf_relrep.checks`) and, with
@@ -61,7 +62,7 @@ def death_times(
             spanning-tree computation for all tensors with the same ``n``. Half-precision inputs are computed (and
             returned) in float32.
         backend: ``"torch"`` (default): exact spanning trees of all clouds at once on whatever device ``points`` is
-            on: on CPU, clouds of up to 128 points take Prim's algorithm on the host and one autograd node
+            on: on CPU, clouds of up to 512 points take Prim's algorithm on the host and one autograd node
             (:mod:`hf_relrep.host_spanning_tree`); elsewhere, batched rounds without host synchronisation
             (:mod:`hf_relrep.spanning_tree`).
             ``"gudhi"``: the death edges of gudhi's Rips persistence pairs (``flag_persistence_generators``), computed

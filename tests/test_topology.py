@@ -32,7 +32,7 @@ def test_small_cpu_clouds_take_prim_on_the_host_and_large_ones_the_batched_round
     monkeypatch.setattr(host_spanning_tree, "prim_edges", lambda sq: calls.append(sq.shape) or original(sq))
     closure_only = torch.randn(2, 8, 4)  # 2 · 8³ elements: the batched path closes it at once
     rounds = torch.randn(3, 64, 4)  # 3 · 64³ > CLOSURE_MAX_ELEMENTS: the batched path needs Borůvka rounds
-    large = torch.randn(1, 300, 4)  # 300 > HOST_PRIM_MAX_POINTS: the batched rounds on every path
+    large = torch.randn(1, 600, 4)  # 600 > HOST_PRIM_MAX_POINTS: the batched rounds on every path
     for points in (closure_only, rounds, large):
         torch.testing.assert_close(death_times(points), death_times(points, backend="gudhi"))
     host = spanning_tree_path == "host-prim"
