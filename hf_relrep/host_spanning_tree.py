@@ -23,6 +23,7 @@ check raises at once (unless checks are deferred on purpose, :func:`hf_relrep.ch
 import numpy as np
 import torch
 
+from . import compiled_tree
 from .checks import ensure_on_host
 from .errors import NonFiniteError
 
@@ -30,6 +31,9 @@ from .errors import NonFiniteError
 # Clouds of up to this many points are computed here on CPU: Prim's n − 1 rounds of NumPy calls cost less than the
 # batched rounds' kernels up to here (2 × 512 points: 5 vs 12 ms forward + backward), not at 2 × 1,024 (on CPU).
 HOST_PRIM_MAX_POINTS = 512
+
+# The compiled kernels (Numba, the `fast` extra) where installed; None: decided on first use (`compiled_tree`).
+USE_COMPILED: bool | None = None
 
 NON_FINITE_MESSAGE = (
     "death_times got NaN or infinite points (or points so large that squared distances overflow); check the "
@@ -76,6 +80,20 @@ def prim_edges(sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return parent.reshape(-1)[v], v
 
 
+def _compiled_squared_distances(x: np.ndarray) -> np.ndarray:
+    """:func:`_squared_distances` by the compiled kernel (from the points' differences), same check."""
+    sq, finite = compiled_tree.squared_distances(x)
+    ensure_on_host(finite, lambda: NonFiniteError(NON_FINITE_MESSAGE))
+    return sq if finite else np.zeros_like(sq)
+
+
+def _compiled() -> bool:
+    global USE_COMPILED
+    if USE_COMPILED is None:
+        USE_COMPILED = compiled_tree.numba_available()
+    return USE_COMPILED
+
+
 _LIMITS = {np.dtype(t): np.finfo(t).max / 4 for t in (np.float32, np.float64)}  # d² <= 4 max |x - x_0|²
 
 
@@ -110,9 +128,15 @@ class _TreeLengths(torch.autograd.Function):
         xs = [x.numpy() for x in detached]
         rows = None if valid is None else valid.numpy()[:, None]
         lengths, losses, saved = [], [], []
+        compiled = _compiled()
         with np.errstate(all="ignore"):  # non-finite points: the check raises; NumPy need not warn
-            sq = [_squared_distances(x) for x in detached]
-            u, v = prim_edges(sq[0] if len(sq) == 1 else np.concatenate(sq))
+            if compiled:
+                sq = [_compiled_squared_distances(x) for x in xs]
+            else:
+                sq = [_squared_distances(x) for x in detached]
+            u, v = (compiled_tree.prim_edges if compiled else prim_edges)(
+                sq[0] if len(sq) == 1 else np.concatenate(sq)
+            )
             start = 0
             for s, x in enumerate(xs):
                 groups, n, d = x.shape
@@ -121,9 +145,13 @@ class _TreeLengths(torch.autograd.Function):
                 ends_v = v[start : start + groups].reshape(-1) - start * n
                 start += groups
                 flat = x.reshape(groups * n, d)
-                edges = flat.take(ends_v, 0)
-                edges -= flat.take(ends_u, 0)
-                w = np.sqrt(np.einsum("kd,kd->k", edges, edges)).reshape(groups, n - 1)
+                if compiled:
+                    edges, w = compiled_tree.edge_vectors(flat, ends_u, ends_v)
+                else:
+                    edges = flat.take(ends_v, 0)
+                    edges -= flat.take(ends_u, 0)
+                    w = np.sqrt(np.einsum("kd,kd->k", edges, edges))
+                w = w.reshape(groups, n - 1)
                 order = w.argsort(1) if sort else None
                 lengths.append(torch.from_numpy(np.sort(w, 1) if sort else w))
                 sign = None
@@ -136,7 +164,7 @@ class _TreeLengths(torch.autograd.Function):
                         deviation *= rows
                     losses.append(torch.from_numpy(np.asarray(deviation.sum())))
                 saved.append((edges, w, order, sign, ends_u, ends_v, x.shape))
-        ctx.saved = saved
+        ctx.saved, ctx.compiled = saved, compiled
         ctx.save_for_backward(*clouds)  # for a double backward only
         if betas is None:
             return tuple(lengths)
@@ -154,6 +182,12 @@ class _TreeLengths(torch.autograd.Function):
                 result.append(None)
                 continue
             per_edge = _edge_gradient(grad.numpy(), w, order, sign)
+            if ctx.compiled:
+                points = compiled_tree.scatter_gradient(
+                    edges, w.reshape(-1), per_edge.reshape(-1), ends_u, ends_v, shape[0] * shape[1]
+                )
+                result.append(torch.from_numpy(points).view(shape))
+                continue
             coefficient = np.divide(per_edge, w, out=np.zeros_like(w), where=w > 0)  # 0 on zero-length edges
             scaled = edges * coefficient.reshape(-1, 1)
             points = np.zeros((shape[0] * shape[1], shape[2]), dtype=edges.dtype)

@@ -9,18 +9,21 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hf_relrep import host_spanning_tree, topology
+from hf_relrep import compiled_tree, host_spanning_tree, topology
 from hf_relrep.errors import ConfigurationError, NonFiniteError, TopologyError
 from hf_relrep.plotting import plot_death_time_histograms
 from hf_relrep.spanning_tree import edge_lengths
 from hf_relrep.topology import death_times, death_times_by_class, densification_loss
 
 
-@pytest.fixture(scope="module", autouse=True, params=["host-prim", "batched-rounds"])
+@pytest.fixture(scope="module", autouse=True, params=["host-prim", "host-compiled", "batched-rounds"])
 def spanning_tree_path(request):
-    """Every test here runs on both spanning-tree paths: Prim on the host (small CPU clouds) and the batched rounds
-    that accelerators and large clouds take."""
+    """Every test here runs on every spanning-tree path: Prim on the host (small CPU clouds) in NumPy rounds or
+    compiled with Numba (where installed), and the batched rounds that accelerators and large clouds take."""
+    if request.param == "host-compiled" and not compiled_tree.numba_available():
+        pytest.skip("Numba is not installed (the `fast` extra)")
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(host_spanning_tree, "USE_COMPILED", request.param == "host-compiled")
         if request.param == "batched-rounds":
             patch.setattr(host_spanning_tree, "HOST_PRIM_MAX_POINTS", 0)
         yield request.param
@@ -28,14 +31,15 @@ def spanning_tree_path(request):
 
 def test_small_cpu_clouds_take_prim_on_the_host_and_large_ones_the_batched_rounds(monkeypatch, spanning_tree_path):
     calls = []
-    original = host_spanning_tree.prim_edges
-    monkeypatch.setattr(host_spanning_tree, "prim_edges", lambda sq: calls.append(sq.shape) or original(sq))
+    module = compiled_tree if spanning_tree_path == "host-compiled" else host_spanning_tree
+    original = module.prim_edges
+    monkeypatch.setattr(module, "prim_edges", lambda sq: calls.append(sq.shape) or original(sq))
     closure_only = torch.randn(2, 8, 4)  # 2 · 8³ elements: the batched path closes it at once
     rounds = torch.randn(3, 64, 4)  # 3 · 64³ > CLOSURE_MAX_ELEMENTS: the batched path needs Borůvka rounds
     large = torch.randn(1, 600, 4)  # 600 > HOST_PRIM_MAX_POINTS: the batched rounds on every path
     for points in (closure_only, rounds, large):
         torch.testing.assert_close(death_times(points), death_times(points, backend="gudhi"))
-    host = spanning_tree_path == "host-prim"
+    host = spanning_tree_path.startswith("host")
     assert calls == ([(2, 8, 8), (3, 64, 64)] if host else [])
 
 
@@ -347,10 +351,16 @@ def test_the_tree_is_a_spanning_tree_even_with_ties(n):
     ((u, v),), _ = minimum_spanning_edges([points])  # the batched rounds
     assert u.shape == v.shape == (5, n - 1) and bool((u < v).all())
     assert_spanning_trees(u, v, n)
-    u, v = prim_edges(_squared_distances([points])[0].numpy())  # Prim on the host: flat indices g·n + i
-    assert u.shape == v.shape == (5, n - 1)
-    assert ((u // n) == np.arange(5)[:, None]).all() and ((v // n) == np.arange(5)[:, None]).all()
-    assert_spanning_trees(u % n, v % n, n)
+    sq = _squared_distances([points])[0].numpy()
+    rows = sq.reshape(-1, n)
+    batched = np.sort(sq[np.arange(5)[:, None], u.numpy(), v.numpy()], 1)
+    prims = [prim_edges] + ([compiled_tree.prim_edges] if compiled_tree.numba_available() else [])
+    for prim in prims:  # Prim on the host, in NumPy rounds and compiled: flat indices g·n + i
+        u, v = prim(sq)
+        assert u.shape == v.shape == (5, n - 1)
+        assert ((u // n) == np.arange(5)[:, None]).all() and ((v // n) == np.arange(5)[:, None]).all()
+        assert_spanning_trees(u % n, v % n, n)
+        np.testing.assert_array_equal(np.sort(rows[u, v % n], 1), batched)  # trees of the same total length
 
 
 def assert_spanning_trees(u, v, n: int) -> None:
