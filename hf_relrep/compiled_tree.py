@@ -18,6 +18,7 @@ as pickles) and release the GIL while they run. ``HF_RELREP_NUMBA=0`` keeps the 
 
 import importlib.util
 import os
+import warnings
 
 import numpy as np
 
@@ -135,8 +136,23 @@ def scatter_gradient(edges: np.ndarray, lengths: np.ndarray, grad: np.ndarray, u
 
 
 def numba_available() -> bool:
-    """Whether Numba is installed and not switched off with ``HF_RELREP_NUMBA=0``."""
-    return os.environ.get(ENV_VAR, "1") != "0" and importlib.util.find_spec("numba") is not None
+    """Whether Numba is installed, imports, and is not switched off with ``HF_RELREP_NUMBA=0``.
+
+    An installed Numba that fails to import (e.g. built for an older NumPy) gives a warning and ``False``: the NumPy
+    path is used, nothing fails."""
+    if os.environ.get(ENV_VAR, "1") == "0" or importlib.util.find_spec("numba") is None:
+        return False
+    try:
+        import numba  # noqa: F401
+    except Exception as error:  # any import failure means: not usable here
+        warnings.warn(
+            f"Numba is installed but does not import ({type(error).__name__}: {error}); hf-relrep's CPU spanning "
+            f"trees use NumPy instead. Reinstall a Numba that matches your NumPy, or set {ENV_VAR}=0 to silence this.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    return True
 
 
 __all__ = ["ENV_VAR", "edge_vectors", "numba_available", "prim_edges", "scatter_gradient", "squared_distances"]

@@ -525,3 +525,22 @@ def test_the_deviation_loss_sums_the_rows_that_are_groups_and_gives_the_others_n
     torch.testing.assert_close(grad, torch.autograd.grad(expected, points)[0])
     assert torch.equal(grad[1], torch.zeros(10, 3))  # a row that is not a group gets no gradient
     assert torch.autograd.gradcheck(loss, (points.detach().requires_grad_(True),))
+
+
+def test_a_numba_that_does_not_import_falls_back_to_numpy_with_a_warning(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name == "numba":
+            raise ImportError("Numba needs NumPy 2.3 or less")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(compiled_tree.importlib.util, "find_spec", lambda name: object())  # "installed"
+    monkeypatch.delitem(__import__("sys").modules, "numba", raising=False)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    with pytest.warns(RuntimeWarning, match="does not import.*NumPy instead"):
+        assert not compiled_tree.numba_available()
+    monkeypatch.setenv(compiled_tree.ENV_VAR, "0")
+    assert not compiled_tree.numba_available()  # switched off: not even tried
