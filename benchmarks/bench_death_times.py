@@ -6,8 +6,9 @@ a shared machine hits all of them alike; the order rotates every round, so each 
 often (on a virtual machine, a call right after a method that waits on its threads, as giotto-ph's do, can run at half
 speed: that cost belongs to the one that waited, not to whoever comes next).
 
-- ``hf-relrep``: :func:`hf_relrep.topology.death_times` (spanning trees of all groups at once: on CPU, the min-max
-  closure for a few small clouds and Prim on the host where Borůvka rounds would be needed; on CUDA, batched rounds);
+- ``hf-relrep``: :func:`hf_relrep.topology.death_times` (spanning trees of all groups at once: on CPU, Prim on the
+  host, compiled with Numba where installed (the ``bench`` extra installs it; ``HF_RELREP_NUMBA=0`` times the NumPy
+  rounds); on CUDA, batched rounds);
 - ``gudhi``: a good plain use of gudhi: float64 distances in numpy (scipy ``cdist``), gudhi's Rips persistence one
   group at a time (``flag_persistence_generators``), the death edges' lengths gathered from the torch points with plain
   autograd (``gather``, ``vector_norm``, ``sort``);

@@ -23,6 +23,7 @@ from transformers import (
 
 from .anchors import select_anchors
 from .configuration import RelativeEncoderConfig, anchor_fingerprint
+from .densification import death_times_by_class, densification_loss
 from .errors import (
     AnchorError,
     BackboneError,
@@ -56,7 +57,7 @@ from .pooling import pool
 from .projection import NormalizationStatistics, RelativeProjection, compute_statistics, relative_transform
 from .similarity import cka, compare_latents, knn_jaccard
 from .stitching import AbsoluteStitchingWarning, check_stitchable, stitch
-from .topology import death_times, death_times_by_class, densification_loss
+from .topology import death_times
 from .translated_stitching import compare_spaces
 from .translation import LatentTranslation, fit_translation
 from .version import __version__

@@ -1,4 +1,4 @@
-"""Class-pure groups of a batch, the unit that topological densification reads (see :mod:`hf_relrep.topology`).
+"""Class-pure groups of a batch, the unit that topological densification reads (see :mod:`hf_relrep.densification`).
 
 On CPU the groups are read from the labels on the host (cheap, cached per label layout); on an accelerator they are
 built with tensor ops on the device, with static shapes (``batch // n`` rows and a mask), so that nothing waits for

@@ -9,11 +9,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hf_relrep import compiled_tree, host_spanning_tree, topology
+from hf_relrep import compiled_tree, densification, host_spanning_tree, topology
+from hf_relrep.densification import death_times_by_class, densification_loss
 from hf_relrep.errors import ConfigurationError, NonFiniteError, TopologyError
 from hf_relrep.plotting import plot_death_time_histograms
 from hf_relrep.spanning_tree import edge_lengths
-from hf_relrep.topology import death_times, death_times_by_class, densification_loss
+from hf_relrep.topology import death_times
 
 
 @pytest.fixture(scope="module", autouse=True, params=["host-prim", "host-compiled", "batched-rounds"])
@@ -220,10 +221,10 @@ def test_unequal_class_sizes_in_any_order_equal_the_per_class_sum():
 
 def test_balanced_batch_is_computed_in_one_batched_call(monkeypatch):
     calls = []
-    batched, host = topology.minimum_spanning_edges, topology.host_deviation_losses
+    batched, host = topology.minimum_spanning_edges, densification.host_deviation_losses
     monkeypatch.setattr(topology, "minimum_spanning_edges", lambda c: calls.append([x.shape for x in c]) or batched(c))
     monkeypatch.setattr(
-        topology, "host_deviation_losses", lambda c, *a: calls.append([x.shape for x in c]) or host(c, *a)
+        densification, "host_deviation_losses", lambda c, *a: calls.append([x.shape for x in c]) or host(c, *a)
     )
     labels = torch.arange(5).repeat_interleave(16)
     densification_loss(torch.randn(80, 8), labels, beta=1.0)
@@ -424,7 +425,7 @@ def test_a_double_backward_equals_the_one_of_plain_autograd_on_the_chosen_edges(
 
 
 def test_densification_of_two_spaces_equals_two_losses():
-    from hf_relrep.topology import densification
+    from hf_relrep.densification import densification
 
     generator = torch.Generator().manual_seed(3)
     labels = torch.tensor([1, 0, 1, 2, 0, 0, 1, 2, 2, 0, 1, 2, 0, 1, 0, 2])
@@ -475,7 +476,7 @@ def test_deferred_checks_raise_at_a_later_call_or_at_the_end():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_a_training_step_of_densification_never_synchronizes_with_the_host():
     from hf_relrep.checks import raise_deferred_errors
-    from hf_relrep.topology import densification
+    from hf_relrep.densification import densification
 
     labels = torch.arange(5, device="cuda").repeat_interleave(16)[torch.randperm(80, device="cuda")]
     latents = torch.randn(80, 768, device="cuda", requires_grad=True)
@@ -515,7 +516,7 @@ def test_the_deviation_loss_sums_the_rows_that_are_groups_and_gives_the_others_n
     valid = torch.tensor([True, False, True, True])
 
     def loss(x: torch.Tensor) -> torch.Tensor:
-        (loss,), (lengths,) = topology._deviation_losses([x], [0.7], valid)
+        (loss,), (lengths,) = densification._deviation_losses([x], [0.7], valid)
         assert not lengths.requires_grad and lengths.shape == (4, 9)
         return loss
 

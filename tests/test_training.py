@@ -14,7 +14,7 @@ from tiny_models import save_tiny_backbone
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from hf_relrep import ConfigurationError, DataError, RelativeModelForSequenceClassification, TopologyError
-from hf_relrep.topology import densification_loss
+from hf_relrep.densification import densification_loss
 from hf_relrep.training import ClassBalancedBatchSampler, TopoTrainer, TopoTrainingArguments
 
 

@@ -9,9 +9,9 @@ from transformers import DataCollatorWithPadding
 from transformers.trainer_callback import PrinterCallback
 
 from ..configuration import RelativeEncoderConfig
+from ..densification import death_times_by_class
 from ..errors import ConfigurationError
 from ..modeling import RelativeModelForSequenceClassification
-from ..topology import death_times_by_class
 from ..training import TopoTrainer, TopoTrainingArguments
 from .config import Method, ReproduceConfig
 from .data import LanguageData
