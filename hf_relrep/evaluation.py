@@ -139,15 +139,15 @@ def length_sorted_batches(
 def feature_batches(features: torch.Tensor | dict[str, torch.Tensor], *, batch_size: int = 512) -> Iterator[Batch]:
     """Consecutive batches of precomputed pooled backbone outputs, as the ``backbone_features`` model input; or of
     a dict of precomputed model inputs with one row per example (e.g. ``inputs_embeds`` and ``attention_mask``)."""
-    columns = _feature_columns(features)
+    columns = feature_columns(features)
     count = len(next(iter(columns.values())))
     for start in range(0, count, batch_size):
         stop = min(start + batch_size, count)
         yield range(start, stop), {name: value[start:stop] for name, value in columns.items()}
 
 
-def _feature_columns(features: torch.Tensor | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Precomputed model inputs by name: a bare tensor is the ``backbone_features`` input."""
+def feature_columns(features: torch.Tensor | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Precomputed model inputs by name: a bare tensor is the ``backbone_features`` input (a dict is returned as is)."""
     return features if isinstance(features, dict) else {"backbone_features": features}
 
 
@@ -198,7 +198,7 @@ def predict_features(
 ) -> list[int]:
     """Predicted class ids of a relative classifier from cached pooled backbone outputs (``backbone_features``), or
     from a dict of precomputed model inputs (e.g. ``inputs_embeds`` and ``attention_mask``)."""
-    count = len(next(iter(_feature_columns(features).values())))
+    count = len(next(iter(feature_columns(features).values())))
     return run_batches(model, feature_batches(features, batch_size=batch_size), _argmax, num_rows=count).tolist()
 
 
@@ -395,6 +395,7 @@ __all__ = [
     "data_file_builder",
     "evaluate",
     "feature_batches",
+    "feature_columns",
     "has_tokenizer",
     "labels_as_ids",
     "length_sorted_batches",

@@ -19,7 +19,7 @@ from huggingface_hub import try_to_load_from_cache
 from transformers import AutoTokenizer
 
 from ..cache import folder_key, read_entry, write_entry
-from ..evaluation import predict, predict_features
+from ..evaluation import feature_columns, predict, predict_features
 from ..modeling.loading import load_backbone
 from ..zoo import cache_root, embed_texts, find_offline_encoder, offline_encoder
 from .config import ReproduceConfig
@@ -148,7 +148,7 @@ class FeatureDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, features: torch.Tensor | dict[str, torch.Tensor], labels: Sequence[int]):
-        self.columns = dict(features) if isinstance(features, dict) else {"backbone_features": features}
+        self.columns = dict(feature_columns(features))
         self.labels = torch.as_tensor(list(labels), dtype=torch.long)
         self.column_names = [*self.columns, "labels"]
 
