@@ -84,13 +84,6 @@ def prim_edges(sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return parent.reshape(-1)[v], v
 
 
-def _compiled_squared_distances(x: np.ndarray) -> np.ndarray:
-    """:func:`_squared_distances` by the compiled kernel (from the points' differences), same check."""
-    sq, finite = compiled_tree.squared_distances(x)
-    ensure_on_host(finite, lambda: NonFiniteError(NON_FINITE_MESSAGE))
-    return sq if finite else np.zeros_like(sq)
-
-
 def _compiled() -> bool:
     global USE_COMPILED
     if USE_COMPILED is None:
@@ -101,21 +94,28 @@ def _compiled() -> bool:
 _LIMITS = {np.dtype(t): np.finfo(t).max / 4 for t in (np.float32, np.float64)}  # d² <= 4 max |x - x_0|²
 
 
-def _squared_distances(x: torch.Tensor) -> np.ndarray:
-    """``[G, n, n]`` squared distances (``>= 0``) of ``[G, n, d]`` detached CPU clouds, as a NumPy array.
+def _squared_distances(x: torch.Tensor, compiled: bool) -> np.ndarray:
+    """``[G, n, n]`` squared distances (``>= 0``) of ``[G, n, d]`` detached CPU clouds, as a NumPy array: by the
+    compiled kernel (from the points' differences) or from a Gram product.
 
     Non-finite points raise :class:`NonFiniteError` (inside :func:`hf_relrep.checks.deferred_checks`, a later call
     does, and the distances are all 0 here: the tree is then some spanning tree, and its lengths are NaN)."""
+    sq, finite = compiled_tree.squared_distances(x.numpy()) if compiled else _gram_squared_distances(x)
+    ensure_on_host(finite, lambda: NonFiniteError(NON_FINITE_MESSAGE))
+    return sq if finite else np.zeros_like(sq)
+
+
+def _gram_squared_distances(x: torch.Tensor) -> tuple[np.ndarray, bool]:
+    """``(squared distances, all finite)`` from one batched Gram product of the clouds centred on their first point
+    (the distances are not computed when a point is not finite)."""
     centred = x - x[:, :1]
     gram = torch.bmm(centred, centred.transpose(1, 2)).numpy()  # (torch's batched product: 2-3x NumPy's here)
     norms = gram.diagonal(axis1=1, axis2=2)
-    finite = bool(norms.max() <= _LIMITS[gram.dtype])  # False for NaN too
-    ensure_on_host(finite, lambda: NonFiniteError(NON_FINITE_MESSAGE))
-    if not finite:
-        return np.zeros_like(gram)
+    if not norms.max() <= _LIMITS[gram.dtype]:  # False for NaN too
+        return gram, False
     sq = norms[:, :, None] + norms[:, None, :]
     sq -= 2 * gram
-    return np.maximum(sq, 0, out=sq)  # rounding can make d² slightly negative
+    return np.maximum(sq, 0, out=sq), True  # rounding can make d² slightly negative
 
 
 class _TreeLengths(torch.autograd.Function):
@@ -134,10 +134,7 @@ class _TreeLengths(torch.autograd.Function):
         lengths, losses, saved = [], [], []
         compiled = _compiled()
         with np.errstate(all="ignore"):  # non-finite points: the check raises; NumPy need not warn
-            if compiled:
-                sq = [_compiled_squared_distances(x) for x in xs]
-            else:
-                sq = [_squared_distances(x) for x in detached]
+            sq = [_squared_distances(x, compiled) for x in detached]
             u, v = (compiled_tree.prim_edges if compiled else prim_edges)(
                 sq[0] if len(sq) == 1 else np.concatenate(sq)
             )
