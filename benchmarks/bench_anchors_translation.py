@@ -16,7 +16,7 @@ import time
 import torch
 
 from hf_relrep import fit_translation, select_anchors
-from hf_relrep.translation import TRANSLATION_METHODS
+from hf_relrep.alignment.translation import TRANSLATION_METHODS
 
 
 TARGET_SECONDS = 10.0

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from scipy.spatial.distance import cdist
 
-from hf_relrep.topology import death_times
+from hf_relrep.topology.persistence import death_times
 
 
 SHAPES = ((5, 16, 768), (8, 64, 128), (2, 256, 64))

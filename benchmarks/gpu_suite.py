@@ -43,8 +43,8 @@ def cuda_ms(fn, repeats: int, warmup: int = 10) -> float:
 
 
 def part_death_times(repeats: int) -> dict:
-    from hf_relrep.densification import densification
-    from hf_relrep.topology import death_times
+    from hf_relrep.topology.densification import densification
+    from hf_relrep.topology.persistence import death_times
 
     out = {}
     for b, n, d in ((5, 16, 768), (8, 64, 128), (2, 256, 64)):
@@ -74,7 +74,7 @@ def part_death_times(repeats: int) -> dict:
 def part_no_host_sync() -> dict:
     from hf_relrep import relative_transform
     from hf_relrep.checks import raise_deferred_errors
-    from hf_relrep.densification import densification
+    from hf_relrep.topology.densification import densification
 
     labels = torch.arange(5, device="cuda").repeat_interleave(16)
     latents = torch.randn(80, 768, device="cuda", requires_grad=True)

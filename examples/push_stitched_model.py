@@ -18,7 +18,6 @@ import torch
 from huggingface_hub import EvalResult
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-import hf_relrep  # noqa: F401  (registers the "hf-relrep" model type with the Auto classes)
 from hf_relrep import stitch
 from hf_relrep.data import load_parallel_sentiment
 from hf_relrep.evaluation import predict

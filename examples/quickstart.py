@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel, BertTokenizerFast
 
-import hf_relrep  # noqa: F401  (registers the Auto classes)
 from hf_relrep import RelativeModelForSequenceClassification
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 from transformers import AutoModelForImageClassification, pipeline
 
 from hf_relrep import stitch
-from hf_relrep.reproduce.vision import (
+from hf_relrep.experiments.reproduce.vision import (
     VisionStitchingConfig,
     accuracy,
     build_classifier,

@@ -21,9 +21,10 @@ from transformers import (
     AutoModelForSequenceClassification,
 )
 
-from .anchors import select_anchors
+from .alignment.diagnostics import cka, compare_latents, knn_jaccard
+from .alignment.translation import LatentTranslation, fit_translation
+from .anchors.selection import select_anchors
 from .configuration import RelativeEncoderConfig, anchor_fingerprint
-from .densification import death_times_by_class, densification_loss
 from .errors import (
     AnchorError,
     BackboneError,
@@ -52,14 +53,13 @@ from .modeling import (
     RelativeSequenceClassifierOutput,
 )
 from .modeling.translated import TranslatedModelForSequenceClassification, TranslatedStitchConfig
-from .plotting import plot_death_time_histograms
-from .pooling import pool
-from .projection import NormalizationStatistics, RelativeProjection, compute_statistics, relative_transform
-from .similarity import cka, compare_latents, knn_jaccard
-from .stitching import AbsoluteStitchingWarning, check_stitchable, stitch
-from .topology import death_times
-from .translated_stitching import compare_spaces
-from .translation import LatentTranslation, fit_translation
+from .relative.pooling import pool
+from .relative.projection import NormalizationStatistics, RelativeProjection, compute_statistics, relative_transform
+from .stitching.relative import AbsoluteStitchingWarning, check_stitchable, stitch
+from .stitching.translated import compare_spaces
+from .topology.densification import death_times_by_class, densification_loss
+from .topology.persistence import death_times
+from .utils.plotting import plot_death_time_histograms
 from .version import __version__
 
 

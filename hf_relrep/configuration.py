@@ -14,9 +14,9 @@ from transformers import AutoConfig, GenerationConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .errors import AnchorError, ConfigurationError
-from .pooling import POOLING_MODES, backbone_output_size
-from .projection import NORMALIZATIONS, STATISTICS_SOURCES, check_anchor_count
-from .similarities import similarity_parts
+from .relative.pooling import POOLING_MODES, backbone_output_size
+from .relative.projection import NORMALIZATIONS, STATISTICS_SOURCES, check_anchor_count
+from .relative.similarities import similarity_parts
 from .version import __version__
 
 
@@ -131,7 +131,7 @@ class RelativeEncoderConfig(PreTrainedConfig):
         similarity (`str` or `list[str]`, defaults to `"cosine"`):
             The similarity to the anchors: `"cosine"`, `"euclidean"`, `"l1"` or `"linf"` (negative distances after
             the normalization), or a list of them: a product space whose parts are standardized per row and
-            concatenated, so the head reads `num_anchors × len(similarity)` values (`hf_relrep.similarities`).
+            concatenated, so the head reads `num_anchors × len(similarity)` values (`hf_relrep.relative.similarities`).
         anchor_texts (`list[str]`):
             The anchors, in order. Saved with the model; their token ids are saved in the weights.
         anchor_count (`int`, *optional*):

@@ -1,13 +1,13 @@
 """The ``hf-relrep`` command line: stitch two relative models, push a saved one, evaluate one, reproduce the paper.
 
 Each subcommand parses its options and calls the library: `hf_relrep.stitch` and `save_pretrained`,
-`push_to_hub` of a relative model, `hf_relrep.evaluation.evaluate`, `hf_relrep.reproduce.run_reproduce`; run
+`push_to_hub` of a relative model, `hf_relrep.evaluation.evaluate`, `hf_relrep.experiments.reproduce.run_reproduce`; run
 ``hf-relrep SUBCOMMAND --help`` for its options and an example.
 
-Every failure is one line on stderr (`hf_relrep.failures`): errors a user can fix (a `hf_relrep.RelRepError`, a
+Every failure is one line on stderr (`hf_relrep.cli.failures`): errors a user can fix (a `hf_relrep.RelRepError`, a
 missing repository, file or revision on the Hub, a malformed repo id, an unreachable Hub, a usage error) name the
 problem and the fix and exit with status 2; anything else is a bug: one line that says where its traceback was written
-(``--debug`` shows it), status 1. Warnings are printed as one line too. ``--overwrite`` means the same everywhere (`hf_relrep.files`): once the new
+(``--debug`` shows it), status 1. Warnings are printed as one line too. ``--overwrite`` means the same everywhere (`hf_relrep.utils.files`): once the new
 outputs are complete they replace those of an earlier hf-relrep run in the output folder, other files are kept, and a
 folder hf-relrep did not write is refused.
 
@@ -30,10 +30,11 @@ import datasets
 from huggingface_hub import utils as hf_hub_utils
 from transformers.utils import logging as transformers_logging
 
-from .. import __version__, reproduce
+from .. import __version__
 from ..evaluation import PARALLEL_SENTIMENT
-from ..failures import report_failure
+from ..experiments import reproduce
 from .base import PROG, ArgumentParser, HelpFormatter, add_debug
+from .failures import report_failure
 from .model_commands import add_model_commands
 
 
@@ -86,7 +87,7 @@ def _add_reproduce_parser(subparsers: Any) -> None:
 
 
 def _add_reproduce_vision_parser(subparsers: Any) -> None:
-    from ..reproduce import vision
+    from ..experiments.reproduce import vision
 
     example = "hf-relrep reproduce-vision --seeds 0 --methods absolute robust"
     parser = _documented_parser(subparsers, "reproduce-vision", vision.__doc__, example)
@@ -96,7 +97,7 @@ def _add_reproduce_vision_parser(subparsers: Any) -> None:
 
 
 def _add_study_parser(subparsers: Any) -> None:
-    from ..study import cli as study_cli
+    from ..experiments.study import cli as study_cli
 
     parser = subparsers.add_parser(
         "study",
@@ -143,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit status: 0 on success; 2 on a usage error or an error the user can fix; 1 on a bug; 130 when
-        interrupted. Each failure is one line on stderr (`hf_relrep.failures`); a bug's traceback goes to a file, or
+        interrupted. Each failure is one line on stderr (`hf_relrep.cli.failures`); a bug's traceback goes to a file, or
         to the terminal with ``--debug``.
     """
     parser = build_parser()

@@ -18,10 +18,10 @@ from .. import __version__
 from ..configuration import RelativeEncoderConfig
 from ..errors import ConfigurationError
 from ..evaluation import METRIC_KEYS, PARALLEL_SENTIMENT, evaluate, has_tokenizer, load_eval_split, load_tokenizer
-from ..files import atomic_folder, atomic_write_text, check_output_dir
 from ..hub import build_model_card
 from ..modeling.loading import check_source, load_config, safe_from_pretrained
-from ..stitching import stitch
+from ..stitching.relative import stitch
+from ..utils.files import atomic_folder, atomic_write_text, check_output_dir
 from .base import PROG, HelpFormatter, add_debug
 
 

@@ -5,7 +5,7 @@ Data flows one way: input → backbone → pooling → (adapter) → latent z �
 on it.
 """
 
-from .anchors_store import ANCHORS_FILE
+from ..anchors.storage import ANCHORS_FILE
 from .audio_classification import RelativeModelForAudioClassification
 from .base import RelativePreTrainedModel
 from .classifier import RelativeClassifierBase, relative_classifier_class

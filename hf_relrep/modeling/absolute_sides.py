@@ -1,6 +1,6 @@
 """The two halves of an absolute classifier: what turns inputs into the vector its head reads, and that head.
 
-Latent space translation (`hf_relrep.translation`) stitches classifiers that were never trained relative: the
+Latent space translation (`hf_relrep.alignment.translation`) stitches classifiers that were never trained relative: the
 encoder half of one model, a fitted map, the head half of another. `ABSOLUTE_KINDS` says, per kind of classifier,
 where the halves are and how to rebuild them empty from a config (so that a stitched model loads with
 ``from_pretrained``):

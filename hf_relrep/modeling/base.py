@@ -9,8 +9,8 @@ from transformers import PreTrainedModel
 
 from ..configuration import RelativeEncoderConfig, anchor_fingerprint
 from ..errors import AnchorError, OutputExistsError
-from ..files import atomic_folder, clean_leftovers
-from ..projection import RelativeProjection
+from ..relative.projection import RelativeProjection
+from ..utils.files import atomic_folder, clean_leftovers
 from .loading import is_local_path, safe_from_pretrained, verify_download
 
 
@@ -105,7 +105,7 @@ class RelativePreTrainedModel(PreTrainedModel):
     def save_pretrained(self, save_directory, *args, **kwargs):
         """As `PreTrainedModel.save_pretrained` plus `save_extra_files`, written atomically.
 
-        The model is written into a temporary sibling folder and swapped in once complete (`hf_relrep.files`): a crash
+        The model is written into a temporary sibling folder and swapped in once complete (`hf_relrep.utils.files`): a crash
         at any instant leaves the previous model or the new one, never new config on old weights, never nothing. Files
         of an existing folder that saving does not write (a README, training logs, checkpoints) are kept; weight shards
         and the shard index of an earlier save are replaced.

@@ -17,7 +17,7 @@ from transformers import AutoConfig, PreTrainedModel
 from ..configuration import RelativeEncoderConfig
 from ..errors import BackboneError, ModalityError, ProcessorError, RelRepError
 from ..hub import RelativeHubMixin
-from ..projection import check_anchor_count
+from ..relative.projection import check_anchor_count
 from .base import RelativePreTrainedModel
 from .encoder import RelativeModel, encoder_of
 from .heads import ClassificationHead

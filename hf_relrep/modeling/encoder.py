@@ -14,11 +14,11 @@ import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
+from ..anchors.storage import read_anchor_store, save_anchor_arrays
 from ..configuration import RelativeEncoderConfig, anchor_fingerprint
 from ..errors import AnchorError, ProcessorError
-from ..pooling import backbone_output_size, pool_outputs
-from ..projection import RelativeProjection, check_anchor_count
-from .anchors_store import read_anchor_store, save_anchor_arrays
+from ..relative.pooling import backbone_output_size, pool_outputs
+from ..relative.projection import RelativeProjection, check_anchor_count
 from .base import RelativePreTrainedModel
 from .heads import build_adapter
 from .loading import without_pooler

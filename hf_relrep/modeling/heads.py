@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from ..configuration import RelativeEncoderConfig
-from ..pooling import backbone_output_size
+from ..relative.pooling import backbone_output_size
 
 
 def build_adapter(config: RelativeEncoderConfig) -> nn.Module:

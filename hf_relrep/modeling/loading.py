@@ -25,13 +25,7 @@ from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers.models.auto.auto_factory import _get_model_class
 
-from ..errors import (
-    BackboneError,
-    CorruptCheckpointError,
-    RelRepError,
-    SourceNotFoundError,
-    UnsafeCheckpointError,
-)
+from ..errors import BackboneError, CorruptCheckpointError, RelRepError, SourceNotFoundError, UnsafeCheckpointError
 from ..hub import verify_cached_files
 
 

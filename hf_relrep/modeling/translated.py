@@ -15,9 +15,9 @@ from torch import nn
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from ..alignment.translation import TRANSLATION_METHODS, LatentTranslation
 from ..errors import ConfigurationError
 from ..hub import RelativeHubMixin
-from ..translation import TRANSLATION_METHODS, LatentTranslation
 from ..version import __version__
 from .absolute_sides import ABSOLUTE_KINDS
 from .base import RelativePreTrainedModel
@@ -38,7 +38,7 @@ class TranslatedStitchConfig(PreTrainedConfig):
             Names in `hf_relrep.modeling.absolute_sides.ABSOLUTE_KINDS`: ``"hf-relrep"``, ``"pooled"``,
             ``"first-token"``.
         translation (`str`, defaults to `"orthogonal"`):
-            The translation method (`hf_relrep.translation.TRANSLATION_METHODS`).
+            The translation method (`hf_relrep.alignment.translation.TRANSLATION_METHODS`).
         source_dim, target_dim (`int`):
             Sizes of the encoder half's latent and of the head half's input.
         num_anchors (`int`), anchor_set_id (`str`), anchor_fingerprint (`str`):

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from ..densification import densification
 from ..errors import ConfigurationError, TopologyError
+from ..topology.densification import densification
 
 
 PLACEMENTS = ("pre", "post", "both")

@@ -6,7 +6,7 @@ import torch
 
 from ..errors import ConfigurationError
 from ..evaluation import length_sorted_batches, run_batches
-from ..pooling import POOLING_MODES, pool
+from ..relative.pooling import POOLING_MODES, pool
 
 
 def embed_texts(
@@ -25,14 +25,14 @@ def embed_texts(
 
     The texts are tokenized once (truncated to ``max_length`` tokens, prefix included), sorted by length so that each
     batch is padded only to its own longest text, run through ``model`` in eval mode and pooled with
-    :func:`hf_relrep.pooling.pool`; the rows come back in the input order. The model's train/eval mode is restored.
+    :func:`hf_relrep.relative.pooling.pool`; the rows come back in the input order. The model's train/eval mode is restored.
     The loop is :func:`hf_relrep.evaluation.run_batches` over :func:`hf_relrep.evaluation.length_sorted_batches`.
 
     Args:
         model: A transformers encoder whose output has ``last_hidden_state`` (or a tuple whose first item is it).
         tokenizer: Its tokenizer (a fast tokenizer is much quicker).
         texts: The texts; an empty sequence gives a ``[0, hidden]`` tensor.
-        pooling: One of :data:`hf_relrep.pooling.POOLING_MODES`; the encoder's spec in
+        pooling: One of :data:`hf_relrep.relative.pooling.POOLING_MODES`; the encoder's spec in
             :data:`hf_relrep.zoo.OFFLINE_ENCODERS` gives the one it was trained with.
         prefix: Prepended to every text (e5 expects ``"passage: "``; the spec gives it too).
         batch_size: Texts per forward pass.

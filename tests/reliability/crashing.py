@@ -25,7 +25,7 @@ def _install_counter(limit: int, report_fd: int | None = None) -> None:
     import safetensors.torch
     import transformers.modeling_utils
 
-    from hf_relrep import files
+    from hf_relrep.utils import files
 
     state = {"count": 0}
 

@@ -13,9 +13,9 @@ from safetensors.torch import save_file
 from tiny_models import save_tiny_backbone
 from transformers import AutoTokenizer
 
-from hf_relrep.cache import HASHES_FILE, CacheEntryWarning, file_sha256, folder_key, write_entry
+from hf_relrep.experiments.reproduce.features import cached_embeddings, embedding_cache_dir
 from hf_relrep.modeling.loading import load_backbone
-from hf_relrep.reproduce.features import cached_embeddings, embedding_cache_dir
+from hf_relrep.utils.cache import HASHES_FILE, CacheEntryWarning, file_sha256, folder_key, write_entry
 from hf_relrep.zoo import embed_texts
 
 
@@ -113,7 +113,7 @@ def test_concurrent_runs_building_the_same_entry_stay_safe(tmp_path):
 def test_files_are_hashed_once_per_size_mtime_inode_and_hub_blobs_by_name(tmp_path, cache_root, monkeypatch):
     import hashlib
 
-    import hf_relrep.cache as cache
+    import hf_relrep.utils.cache as cache
 
     weights = tmp_path / "weights.bin"
     weights.write_bytes(b"x" * 1000)

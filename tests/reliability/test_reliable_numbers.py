@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hf_relrep import ConfigurationError, NonFiniteError, RelativeEncoderConfig, RelativeProjection, relative_transform
-from hf_relrep.projection import NormalizationStatistics, compute_statistics
+from hf_relrep.relative.projection import NormalizationStatistics, compute_statistics
 
 
 def _cloud(seed=0, batch=6, anchors=40, dim=16, scale=1.0, dtype=torch.float32):

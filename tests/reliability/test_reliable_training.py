@@ -7,7 +7,7 @@ from datasets import Dataset
 from tiny_models import ANCHORS_EN, relative_classifier
 
 from hf_relrep.errors import ConfigurationError, DataError
-from hf_relrep.reproduce.config import preset_config
+from hf_relrep.experiments.reproduce.config import preset_config
 from hf_relrep.training import TopoTrainer, TopoTrainingArguments
 
 

@@ -20,7 +20,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_relrep.cli import main
 from hf_relrep.errors import OutputExistsError
-from hf_relrep.files import OUTPUT_MARKER, atomic_folder, check_output_dir, clean_leftovers, temporary_sibling
+from hf_relrep.utils.files import OUTPUT_MARKER, atomic_folder, check_output_dir, clean_leftovers, temporary_sibling
 
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="kill sweeps fork a writer")
@@ -165,7 +165,7 @@ def test_stitch_overwrite_killed_at_every_step_leaves_old_or_new(saved_pair, tmp
 
 
 def _synthetic_results(shift: float) -> dict:
-    from hf_relrep.reproduce.report import summarize_scores
+    from hf_relrep.experiments.reproduce.report import summarize_scores
 
     keys = ("accuracy", "f1_weighted", "f1_macro", "mae")
     scores = {"robust": {h: {e: {k: [50.0 + shift, 52.0 + shift] for k in keys} for e in "en fr".split()}
@@ -174,7 +174,7 @@ def _synthetic_results(shift: float) -> dict:
 
 
 def test_reproduce_outputs_killed_at_every_step_leave_old_or_new(tmp_path):
-    from hf_relrep.reproduce.run import save_outputs
+    from hf_relrep.experiments.reproduce.run import save_outputs
 
     out, pristine = tmp_path / "run", tmp_path / "pristine"
     save_outputs(out, _synthetic_results(0.0), {})
@@ -199,7 +199,7 @@ def test_reproduce_outputs_killed_at_every_step_leave_old_or_new(tmp_path):
 
 
 def test_overwrite_replaces_only_what_hf_relrep_wrote(tmp_path, monkeypatch):
-    from hf_relrep.reproduce.run import save_outputs
+    from hf_relrep.experiments.reproduce.run import save_outputs
 
     work = tmp_path / "work"
     work.mkdir()
@@ -273,8 +273,8 @@ def test_an_interrupted_model_conversion_is_cleaned_by_the_next_one(tmp_path):
 
 def test_a_failing_reproduce_run_with_overwrite_leaves_the_old_outputs(tmp_path):
     from hf_relrep.errors import SourceNotFoundError
-    from hf_relrep.reproduce.config import preset_config
-    from hf_relrep.reproduce.run import run_reproduce, save_outputs
+    from hf_relrep.experiments.reproduce.config import preset_config
+    from hf_relrep.experiments.reproduce.run import run_reproduce, save_outputs
 
     out = tmp_path / "run"
     save_outputs(out, _synthetic_results(0.0), {})

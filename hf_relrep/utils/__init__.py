@@ -1,0 +1,1 @@
+"""Infrastructure: atomic files and output folders, the content-keyed cache, plotting."""
