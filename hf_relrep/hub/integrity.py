@@ -1,41 +1,15 @@
-"""Integrity of downloaded files: git blob and LFS checksums, and the check of a Hub model's cached files.
+"""Integrity of downloaded files: the check of a Hub model's cached files against the checksums the Hub lists.
 
 huggingface_hub checks a download's size, not its content: a file with the right length and wrong bytes is accepted.
 `verify_cached_files` compares cached files with the checksums the Hub lists for them.
 """
 
-import hashlib
 import os
 
 from huggingface_hub import HfApi, try_to_load_from_cache
 
 from ..errors import CorruptDownloadError
-
-
-_CHUNK = 1 << 20
-
-
-def git_blob_sha1(data: bytes) -> str:
-    """The git blob id of ``data``: ``sha1(b"blob <size>\\0" + data)``, what the Hub lists for non-LFS files."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
-def file_git_blob_sha1(path: str | os.PathLike) -> str:
-    """`git_blob_sha1` of a file's content, read in chunks."""
-    digest = hashlib.sha1(f"blob {os.path.getsize(path)}\0".encode())
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """The sha256 of a file's content (what the Hub lists for LFS files), read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from ..utils.hashing import file_git_blob_sha1, file_sha256
 
 
 def verify_cached_files(

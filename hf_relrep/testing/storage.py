@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..hub.integrity import git_blob_sha1
+from ..utils.hashing import git_blob_sha1
 from .protocol import DEFAULT_GITATTRIBUTES, NAME_RE, SHA_RE, URL_PREFIXES, HubError
 
 

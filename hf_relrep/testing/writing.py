@@ -7,7 +7,7 @@ import os
 import secrets
 from typing import Any
 
-from ..hub.integrity import git_blob_sha1
+from ..utils.hashing import git_blob_sha1
 from .handler import BaseHandler
 from .protocol import (
     SHA256_RE,

@@ -23,6 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from . import hashing
 from .files import atomic_write_text, clean_leftovers, temporary_sibling
 
 
@@ -50,7 +51,9 @@ def _hub_blob_sha256(path: Path) -> str | None:
 
 
 def file_sha256(path: str | os.PathLike, *, memo_dir: str | os.PathLike | None = None) -> str:
-    """The sha256 of a file's content, hashed once per (size, mtime, inode) and remembered.
+    """`hf_relrep.utils.hashing.file_sha256` of a file, hashed once per (size, mtime, inode) and remembered.
+
+    A file of the Hub cache (a link to ``blobs/<sha256>``) is not read: its blob's name is the digest.
 
     Args:
         path: the file.
@@ -68,11 +71,7 @@ def file_sha256(path: str | os.PathLike, *, memo_dir: str | os.PathLike | None =
         cached = _MEMO.get(real)
     if cached is not None and tuple(cached[:3]) == stamp:
         return cached[3]
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    value = digest.hexdigest()
+    value = hashing.file_sha256(path)
     with _LOCK:
         _MEMO[real] = (*stamp, value)
     if memo_dir is not None:
