@@ -19,24 +19,15 @@ Either folder loads with the ordinary code, no ``trust_remote_code``::
     spec = OFFLINE_ENCODERS["multilingual-e5-small"]
     latents = embed_texts(model, tokenizer, ["Le film était superbe."], pooling=spec.pooling, prefix=spec.prefix)
 
-Modules: ``registry`` (specs, install checks, the cache), ``e5s1`` (the E5S1 parser and converter), ``embedding``
-(:func:`embed_texts`).
+Modules: ``specs`` (what each encoder needs, name resolution), ``registry`` (install checks, the cache of converted
+folders, :func:`offline_encoder`), ``e5s1`` (the E5S1 parser and converter), ``embedding`` (:func:`embed_texts`).
 """
 
 from ..errors import OfflineEncoderError
 from .e5s1 import dequantize_q4_0
 from .embedding import embed_texts
-from .registry import (
-    CACHE_ENV_VAR,
-    METADATA_FILE,
-    OFFLINE_ENCODERS,
-    OfflineEncoderSpec,
-    cache_root,
-    find_offline_encoder,
-    offline_encoder,
-    offline_encoder_cache_dir,
-    resolve_offline_encoder,
-)
+from .registry import CACHE_ENV_VAR, cache_root, offline_encoder, offline_encoder_cache_dir
+from .specs import METADATA_FILE, OFFLINE_ENCODERS, OfflineEncoderSpec, find_offline_encoder, resolve_offline_encoder
 
 
 __all__ = [

