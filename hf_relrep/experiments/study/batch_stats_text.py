@@ -3,7 +3,7 @@
 For each statistics source, an English and a French robust classifier (MLP adapter on cached frozen-backbone
 features, reproduce's quick preset) are trained with `hf_relrep.experiments.reproduce.train.train_one`; the two native and the two
 stitched models (`hf_relrep.experiments.reproduce.alignment.stitch_pair`) then classify the test sentences in batches drawn at
-random ([`hf_relrep.experiments.study.batch_stats.batch_sensitivity`]).
+random ([`hf_relrep.experiments.study.batch_measure.batch_sensitivity`]).
 """
 
 import dataclasses
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .batch_stats import STATS, batch_sensitivity, merge
+from .batch_measure import STATS, batch_sensitivity, merge
 
 
 def text_cells(

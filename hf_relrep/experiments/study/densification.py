@@ -34,6 +34,7 @@ from transformers.utils import logging as hf_logging
 
 from .densification_grid import (
     MIN_STEPS,
+    PAIRS,
     QUICK_MIN_STEPS,
     SETTINGS,
     SIZES,
@@ -41,10 +42,12 @@ from .densification_grid import (
     TopoSetting,
     Trainable,
     epochs_for,
+    mean_score,
     plan,
     samples_per_class,
     stratified_subset,
 )
+from .densification_report import summarize_cell, write_outputs
 from .io import prepare_out_dir, read_json, write_json
 
 
@@ -54,7 +57,6 @@ UNIT_FORMAT = 2
 #: last embedding in between: the paper's code refreshes them every few hundred steps; re-embedding 768 anchors at
 #: every step would cost ~10× the step itself.
 ANCHOR_REFRESH_STEPS = 15
-PAIRS = (("en", "en"), ("fr", "fr"), ("en", "fr"), ("fr", "en"))  # (head, encoder); the last two are stitched
 
 
 # ----------------------------------------------------------------------------------------------------- context
@@ -226,12 +228,6 @@ def with_test_inputs(setup, inputs):
 
 
 # --------------------------------------------------------------------------------------------------------- study
-def mean_score(unit: dict, split: str, metric: str, kind: str) -> float:
-    """The unit's mean `metric` over the native (``kind="native"``), stitched or all pairs of `split`."""
-    pairs = {"native": PAIRS[:2], "stitched": PAIRS[2:], "all": PAIRS}[kind]
-    return float(np.mean([unit["scores"][split][f"{h}-{e}"][metric] for h, e in pairs]))
-
-
 def choose_setting(
     ctx: Context, trainable: Trainable, size: int, settings: Sequence[TopoSetting], seeds: Sequence[int], tick
 ) -> tuple[TopoSetting, dict[str, float]]:
@@ -277,8 +273,6 @@ def run_densification(
     Returns:
         The content of ``results.json``.
     """
-    from .densification_report import summarize_cell, write_outputs
-
     grid = plan(quick=quick, sizes=sizes, trainables=trainables, settings=settings, seeds=seeds,
                 selection_seeds=selection_seeds)  # fmt: skip
     sizes, trainables, settings = grid["sizes"], grid["trainables"], grid["settings"]
@@ -311,6 +305,7 @@ def run_densification(
 
 __all__ = [
     "MIN_STEPS",
+    "PAIRS",
     "QUICK_MIN_STEPS",
     "SETTINGS",
     "SIZES",

@@ -1,5 +1,5 @@
 """The grid of `hf-relrep study densification`: training sizes, what trains, the densification settings, the steps
-and training subsets of a cell, and the validated plan of a run."""
+and training subsets of a cell, the validated plan of a run, and the (head, encoder) pairs every unit is scored on."""
 
 import math
 from collections.abc import Sequence
@@ -15,6 +15,8 @@ SIZES: tuple[int, ...] = (50, 100, 250, 500, 1000, 2000)
 #: ``--quick`` uses `QUICK_MIN_STEPS`.
 MIN_STEPS = 45
 QUICK_MIN_STEPS = 15
+#: The (head language, encoder language) pairs every unit is scored on; the first two are native, the last two stitched.
+PAIRS = (("en", "en"), ("fr", "fr"), ("en", "fr"), ("fr", "en"))
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,15 @@ def plan(
             "selection_seeds": selection_seeds, "units": len(sizes) * sum(per_cell)}  # fmt: skip
 
 
+def mean_score(unit: dict, split: str, metric: str, kind: str) -> float:
+    """The unit's mean `metric` over the native (``kind="native"``), stitched or all `PAIRS` of `split`."""
+    pairs = {"native": PAIRS[:2], "stitched": PAIRS[2:], "all": PAIRS}[kind]
+    return float(np.mean([unit["scores"][split][f"{h}-{e}"][metric] for h, e in pairs]))
+
+
 __all__ = [
     "MIN_STEPS",
+    "PAIRS",
     "QUICK_MIN_STEPS",
     "SETTINGS",
     "SIZES",
@@ -145,6 +154,7 @@ __all__ = [
     "TopoSetting",
     "Trainable",
     "epochs_for",
+    "mean_score",
     "plan",
     "samples_per_class",
     "stratified_subset",

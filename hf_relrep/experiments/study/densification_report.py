@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from ...utils.plotting import save_figure
+from .densification_grid import mean_score
 from .io import markdown_table, write_json, write_text
 from .paired import bootstrap_interval, excludes_zero, paired_t_interval
 
@@ -15,8 +16,6 @@ METRICS = ("accuracy", "f1_weighted")
 
 def summarize_cell(trainable, size: int, best, gains: dict[str, float], pairs: list[tuple[dict, dict]]) -> dict:
     """Test-split paired differences (robust + densification − robust, ×100 points) with 95 % intervals."""
-    from .densification import mean_score
-
     cell = {"trainable": trainable.name, "size": size, "setting": best.name, "validation_gain": gains,
             "seeds": len(pairs), "differences": {}, "robust": {}, "densified": {}}  # fmt: skip
     for kind in KINDS:

@@ -8,8 +8,11 @@ networks that differ only by a relabelling and rescaling of hidden units. Genera
 - Tanh (odd): permutations and sign flips (ρ(SP) = SP);
 - GELU, SiLU, ELU: permutations only.
 
-The normalizations' invariance classes (DESIGN.md §1): none — z ↦ αUz; robust — z ↦ DPz + h (D invertible
-diagonal); whiten — every invertible affine map z ↦ Mz + h.
+The maps each normalization of the relative step is invariant to, when the anchors and the statistics set transform
+with the latent: none — z ↦ αUz (U orthogonal, α > 0: cosines ignore rotations and rescalings); robust — z ↦ DPz + h
+(P a permutation, D invertible diagonal, h a shift: per-dimension standardization removes D and h, García-Castellanos
+et al. 2024, Prop. 3.1); whiten — every invertible affine map z ↦ Mz + h (Σ'^(-1/2) M Σ^(1/2) is orthogonal; exact
+only without shrinkage).
 """
 
 import math

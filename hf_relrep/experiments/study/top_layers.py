@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigurationError
-from ...evaluation import length_sorted_batches
+from ...evaluation.batches import length_sorted_batches
 from ..reproduce.data import LanguageData
 from ..reproduce.features import LanguageSetup
 
