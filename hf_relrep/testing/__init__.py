@@ -44,8 +44,9 @@ its endpoint to the client, or to another process through its environment (``HF_
         print(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout)  # hello
 
 Modules: :mod:`~.protocol` (constants, errors, git rules), :mod:`~.storage` (repos, commits, blobs),
-:mod:`~.faults`, :mod:`~.ports` (reserved ports), :mod:`~.handler` / :mod:`~.reading` / :mod:`~.writing` /
-:mod:`~.server` (HTTP), :mod:`~.hub` (:class:`LocalHub`), :mod:`~.environment`, :mod:`~.plugin` (pytest fixtures).
+:mod:`~.faults`, :mod:`~.ports` (reserved ports), :mod:`~.served` (what a handler sees of its hub),
+:mod:`~.handler` / :mod:`~.reading` / :mod:`~.writing` / :mod:`~.server` (HTTP), :mod:`~.hub` (:class:`LocalHub`),
+:mod:`~.environment`, :mod:`~.plugin` (pytest fixtures).
 """
 
 from .environment import HubEnvironment, environment_variables, hub_environment, use_local_hub

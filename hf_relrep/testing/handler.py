@@ -10,15 +10,11 @@ import secrets
 import socket
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .protocol import CHUNK, INVALID_CREDENTIALS, HubError, RequestRecord
+from .served import HubServer, ServedHub
 from .storage import Repo
-
-
-if TYPE_CHECKING:
-    from .hub import LocalHub
-    from .server import Server
 
 
 logger = logging.getLogger(__name__)
@@ -27,7 +23,7 @@ logger = logging.getLogger(__name__)
 class BaseHandler(BaseHTTPRequestHandler):
     """One request (HTTP/1.0: one request per connection): body, answers, authentication, dropped connections."""
 
-    server: "Server"
+    server: HubServer
     protocol_version = "HTTP/1.0"
     server_version = "hf-relrep-LocalHub/1"
     timeout = 60  # a silent client cannot block stop() forever
@@ -35,7 +31,7 @@ class BaseHandler(BaseHTTPRequestHandler):
     _body_read = False
 
     @property
-    def hub(self) -> "LocalHub":
+    def hub(self) -> ServedHub:
         return self.server.hub
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:

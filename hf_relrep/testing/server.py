@@ -5,16 +5,13 @@ import logging
 import socket
 import threading
 from http.server import HTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .protocol import HOST, REPO_TYPES, DropConnection, HubError
 from .reading import ReadEndpoints
+from .served import ServedHub
 from .writing import WriteEndpoints
-
-
-if TYPE_CHECKING:
-    from .hub import LocalHub
 
 
 logger = logging.getLogger(__name__)
@@ -140,7 +137,7 @@ class Handler(ReadEndpoints, WriteEndpoints):
 class Server(HTTPServer):
     """HTTPServer on a given socket, one thread per connection, all tracked so that stop() closes and joins them."""
 
-    def __init__(self, hub: "LocalHub", sock: socket.socket) -> None:
+    def __init__(self, hub: ServedHub, sock: socket.socket) -> None:
         super().__init__((HOST, hub.port), Handler, bind_and_activate=False)
         self.socket.close()  # replaced by the reserved, already bound socket
         self.socket = sock
