@@ -20,8 +20,9 @@ CKA_KERNELS = ("linear", "rbf")
 KNN_METRICS = ("euclidean", "cosine")
 # Rows per block of the [rows, n] distance matrix in knn_jaccard.
 KNN_CHUNK_ROWS = 4096
-# Covariance shrinkage for "whiten" in compare_latents when there are no more anchors than dimensions (the value the
-# calibration in DESIGN.md found at least as good as robust).
+# Covariance shrinkage for "whiten" in compare_latents when there are no more anchors than dimensions: with 0.5,
+# whitened stitching was at least as accurate as robust stitching in a calibration on EN/FR sentiment data (frozen
+# backbones, 1,500 training sentences per language, 384 anchors, 5 seeds).
 DEFAULT_WHITEN_SHRINKAGE = 0.5
 # compare_latents skips the RBF CKA (an [n, n] kernel per space) above this many rows and reports None.
 RBF_MAX_ROWS = 4096

@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 from tiny_models import save_tiny_backbone
 
-from hf_relrep import AnchorError, ConfigurationError, DataError
-from hf_relrep.errors import OutputExistsError
+from hf_relrep.errors import AnchorError, ConfigurationError, DataError, OutputExistsError
 from hf_relrep.experiments.reproduce import METHODS, preset_config, report, run_reproduce
 from hf_relrep.zoo import OFFLINE_ENCODERS
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 from tiny_models import save_tiny_backbone
 
-from hf_relrep import ConfigurationError, TranslatedModelForSequenceClassification
+from hf_relrep import TranslatedModelForSequenceClassification
 from hf_relrep.cli import main
 from hf_relrep.data import load_parallel_sentiment
+from hf_relrep.errors import ConfigurationError
 from hf_relrep.experiments.reproduce import METHODS, preset_config
 from hf_relrep.experiments.reproduce import run as reproduce_run
 from hf_relrep.experiments.reproduce.alignment import (

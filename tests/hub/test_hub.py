@@ -10,9 +10,10 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from tiny_models import ANCHORS_EN, ANCHORS_FR, relative_classifier, save_tiny_backbone
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from hf_relrep import StitchingError, stitch
+from hf_relrep import stitch
+from hf_relrep.errors import StitchingError
 from hf_relrep.hub import CARD_BEGIN, build_model_card, merge_model_cards
-from hf_relrep.stitching.relative import state_fingerprint
+from hf_relrep.stitching.sources import state_fingerprint
 
 
 def _batch(backbone, texts=("un film très bon", "mauvais")):
@@ -177,7 +178,7 @@ def save_tiny_backbone_once():
 
 
 def test_a_pickle_only_checkpoint_is_refused_unless_opted_in(local_hub, language_models, tmp_path):
-    from hf_relrep import UnsafeCheckpointError
+    from hf_relrep.errors import UnsafeCheckpointError
 
     language_models[0].config.save_pretrained(tmp_path)
     torch.save(language_models[0].state_dict(), tmp_path / "pytorch_model.bin")

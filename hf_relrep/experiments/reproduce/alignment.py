@@ -1,11 +1,11 @@
-"""The reproduce methods that choose their anchors or translate between absolute spaces (issue 11).
+"""The reproduce methods that choose their anchors or translate between absolute spaces.
 
 - ``robust+kmeans``: robust relative models whose anchors are chosen by `hf_relrep.select_anchors` instead of
   taken as given: the k-means medoids (k = the run's anchor count) of a pool of parallel candidates, clustered in the
   English encoder's space. On the embedded parallel-sentiment set the pool is every parallel row a model may see:
   the anchors split and both training splits (4,768 rows); the test and validation splits stay out.
 - ``absolute+orthogonal``: absolute models, stitched through a `LatentTranslation` fitted on the parallel anchors
-  (`hf_relrep.stitch(..., translation=...)`).
+  (`hf_relrep.stitch_translated`).
 
 `anchor_pool` embeds (or reads from the embedding cache) both sides of the pool, `with_anchors` gives the per-language
 data and features of one selection, `stitch_pair` stitches two trained models as a method says.
@@ -21,6 +21,7 @@ from ...anchors.selection import select_anchors
 from ...data import load_parallel_sentiment
 from ...errors import ConfigurationError
 from ...stitching.relative import AbsoluteStitchingWarning, stitch
+from ...stitching.translated import stitch_translated
 from .config import LANGUAGES, Method, ReproduceConfig
 from .data import LanguageData
 from .features import LanguageSetup, cached_embeddings
@@ -140,7 +141,7 @@ def stitch_pair(
             "anchors": (data[encoder].anchor_texts, data[head].anchor_texts),
             "encoder_tokenizer": setups[encoder].tokenizer, "head_tokenizer": setups[head].tokenizer,
         }  # fmt: skip
-    return stitch(
+    return stitch_translated(
         encoder_from=models[encoder], head_from=models[head], translation=method.translation, share_weights=True,
         **anchors,
     )  # fmt: skip
