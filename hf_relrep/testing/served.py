@@ -6,13 +6,14 @@ both, so a handler needs neither the server that routes to it nor the hub that o
 """
 
 import socket
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .faults import Faults
 from .protocol import RequestRecord
 from .storage import HubStorage
 
 
+@runtime_checkable
 class ServedHub(Protocol):
     """The state a request reads and writes, and the crash a fault can ask for."""
 
@@ -35,6 +36,7 @@ class ServedHub(Protocol):
         ...
 
 
+@runtime_checkable
 class HubServer(Protocol):
     """The HTTP server a handler runs in: it knows its hub."""
 

@@ -24,6 +24,7 @@ from huggingface_hub.errors import (
 from transformers import BertConfig, BertModel
 
 from hf_relrep.testing import HubEnvironment, LocalHub, use_local_hub
+from hf_relrep.testing.served import HubServer, ServedHub
 
 
 REPO = "test-user/demo"
@@ -46,6 +47,12 @@ def test_fixture_serves_hf_endpoint(local_hub: LocalHub, local_hub_environment: 
     assert HfApi().endpoint == local_hub.endpoint
     assert os.environ["HF_HUB_DISABLE_XET"] == "1"
     assert Path(os.environ["HF_HOME"]).resolve() != (Path.home() / ".cache" / "huggingface").resolve()
+
+
+def test_the_hub_and_its_server_are_what_the_handlers_are_written_against(tmp_path: Path) -> None:
+    with LocalHub(tmp_path / "hub") as hub:
+        assert isinstance(hub, ServedHub)
+        assert isinstance(hub._httpd, HubServer) and hub._httpd.hub is hub
 
 
 def test_upload_folder_snapshot_round_trip(local_hub: LocalHub, tmp_path: Path) -> None:
