@@ -6,9 +6,9 @@ a shared machine hits all of them alike; the order rotates every round, so each 
 often (on a virtual machine, a call right after a method that waits on its threads, as giotto-ph's do, can run at half
 speed: that cost belongs to the one that waited, not to whoever comes next).
 
-- ``hf-relrep``: :func:`hf_relrep.topology.death_times` (spanning trees of all groups at once: on CPU, Prim on the
-  host, compiled with Numba where installed (the ``bench`` extra installs it; ``HF_RELREP_NUMBA=0`` times the NumPy
-  rounds); on CUDA, batched rounds);
+- ``hf-relrep``: :func:`hf_relrep.topology.death_times` with ``--backend`` (default ``auto``: spanning trees of all
+  groups at once: on CPU, Prim on the host, ``numba-prim`` where Numba is installed (the ``bench`` extra installs it;
+  ``HF_RELREP_NUMBA=0`` or ``--backend numpy-prim`` times the NumPy rounds); on CUDA, ``boruvka``'s batched rounds);
 - ``gudhi``: a good plain use of gudhi: float64 distances in numpy (scipy ``cdist``), gudhi's Rips persistence one
   group at a time (``flag_persistence_generators``), the death edges' lengths gathered from the torch points with plain
   autograd (``gather``, ``vector_norm``, ``sort``);
@@ -27,6 +27,7 @@ A peer that is not installed is skipped with a note. The peers come with the ``b
 """
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -36,7 +37,8 @@ import numpy as np
 import torch
 from scipy.spatial.distance import cdist
 
-from hf_relrep.topology.persistence import death_times
+from hf_relrep.topology import death_times
+from hf_relrep.topology.dispatch import BACKENDS
 
 
 SHAPES = ((5, 16, 768), (8, 64, 128), (2, 256, 64))
@@ -169,13 +171,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="where hf-relrep runs (the peers run on CPU)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS.names(), help="hf-relrep's persistence backend")
     parser.add_argument("--shapes", default=",".join("x".join(map(str, s)) for s in SHAPES), help="GxNxD,...")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(args.seed)
 
     candidates: dict[str, Method | None] = {
-        "hf-relrep": death_times,
+        "hf-relrep": functools.partial(death_times, backend=args.backend),
         "gudhi": gudhi_method,
         "giotto-ph": make_giotto(),
         "torch-topological": make_torch_topological(),
@@ -186,7 +189,7 @@ def main() -> None:
     missing = [name for name, fn in candidates.items() if fn is None]
     print(
         f"torch {torch.__version__}, gudhi {gudhi.__version__}, {args.threads} thread(s), float32 points, "
-        f"hf-relrep on {args.device}; median of {args.repeats} interleaved rounds (rotating order) after "
+        f"hf-relrep ({args.backend}) on {args.device}; median of {args.repeats} interleaved rounds (rotating order) after "
         f"{args.warmup} (ms; ratio = peer / hf-relrep)"
     )
     if missing:

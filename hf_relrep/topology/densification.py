@@ -5,8 +5,8 @@ r"""Topological densification (Hofer et al., ICML 2020): the loss on the death t
     R = \sum_{c} \sum_{D \in \mathcal{G}_c} \sum_{w \in \dagger(D)} |w - \beta|,
 
 with :math:`\dagger(D)` the 0-dimensional persistence death times of a group (:func:`hf_relrep.topology.death_times`).
-:func:`densification` computes it for several spaces of one batch in one spanning-tree computation (on CPU, one
-autograd node for all of them); with ``samples_per_class`` on an accelerator, the class groups are built on the device
+:func:`densification` computes it for several spaces of one batch in one spanning-tree computation, through the
+backend dispatch of :mod:`hf_relrep.topology.dispatch` (on CPU, one autograd node for all of them); with ``samples_per_class`` on an accelerator, the class groups are built on the device
 with static shapes and nothing waits for it.
 
 Example:
@@ -25,9 +25,9 @@ import torch
 
 from ..checks import ensure
 from ..errors import ConfigurationError, TopologyError
+from .backends.base import PersistenceBackend
+from .dispatch import AUTO, deviation_losses, persistence_backend
 from .grouping import class_groups
-from .host_spanning_tree import host_deviation_losses, on_host
-from .persistence import _tree_lengths
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ def densification(
     *,
     betas: Sequence[float],
     samples_per_class: int | None = None,
+    backend: str = AUTO,
 ) -> list[Densification]:
     """:func:`densification_loss` of several spaces of one batch (e.g. latents and relative vectors) in one call.
 
@@ -80,6 +81,7 @@ def densification(
         labels: ``[batch]`` integer class of each sample.
         betas: target death time per space.
         samples_per_class: see :func:`densification_loss`.
+        backend: see :func:`densification_loss`.
 
     Returns:
         One :class:`Densification` per space.
@@ -87,6 +89,17 @@ def densification(
     Raises:
         The errors of :func:`densification_loss`.
     """
+    return _densification(spaces, labels, betas, samples_per_class, persistence_backend(backend))
+
+
+def _densification(
+    spaces: Sequence[torch.Tensor],
+    labels: torch.Tensor,
+    betas: Sequence[float],
+    samples_per_class: int | None,
+    backend: PersistenceBackend,
+) -> list[Densification]:
+    """:func:`densification` with the backend looked up (so that a deprecated name warns at the user's call)."""
     spaces = list(spaces)
     betas = [_check_beta(beta) for beta in betas]
     if len(betas) != len(spaces) or not spaces:
@@ -115,7 +128,7 @@ def densification(
         else:
             clouds = [space.index_select(0, group.index.view(-1)).view(rows, n, -1) for space in spaces]
         clouds = [x.float() if x.dtype in (torch.float16, torch.bfloat16) else x for x in clouds]
-        losses, deaths = _deviation_losses(clouds, betas, group.valid)
+        losses, deaths = deviation_losses(clouds, betas, group.valid, backend=backend)
         if group.valid is None:
             count = float(rows)
         else:
@@ -124,22 +137,6 @@ def densification(
         for s in range(len(spaces)):
             results[s].append(Densification(losses[s], count, deaths[s], group.classes))
     return [parts[0] if len(parts) == 1 else _merge(parts) for parts in results]
-
-
-def _deviation_losses(
-    clouds: list[torch.Tensor], betas: list[float], valid: torch.Tensor | None
-) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    r"""Per tensor of clouds (one ``n`` for all), :math:`\sum_{g, k} |w_{gk} - \beta|` over the spanning-tree edge
-    lengths of the rows that count (``valid``; all if ``None``), with gradient :math:`\operatorname{sign}(w - \beta)`
-    (0 at :math:`w = \beta` and on rows that do not count); and the detached lengths, in edge order."""
-    if all(on_host(x.shape[1], x.device) for x in clouds):
-        return host_deviation_losses(clouds, betas, valid)
-    lengths = _tree_lengths(clouds, sort=False)
-    losses = []
-    for w, beta in zip(lengths, betas, strict=True):
-        deviation = (w - beta).abs()
-        losses.append((deviation if valid is None else deviation * valid.unsqueeze(1)).sum())
-    return losses, [w.detach() for w in lengths]
 
 
 def _merge(parts: list[Densification]) -> Densification:
@@ -199,6 +196,7 @@ def densification_loss(
     beta: float,
     samples_per_class: int | None = None,
     return_death_times: Literal[False] = False,
+    backend: str = AUTO,
 ) -> torch.Tensor: ...
 
 
@@ -210,6 +208,7 @@ def densification_loss(
     beta: float,
     samples_per_class: int | None = None,
     return_death_times: Literal[True],
+    backend: str = AUTO,
 ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]: ...
 
 
@@ -220,6 +219,7 @@ def densification_loss(
     beta: float,
     samples_per_class: int | None = None,
     return_death_times: bool = False,
+    backend: str = AUTO,
 ) -> torch.Tensor | tuple[torch.Tensor, dict[int, torch.Tensor]]:
     r"""Topological densification loss of Hofer et al. (ICML 2020) on the class-pure groups of a batch.
 
@@ -247,6 +247,8 @@ def densification_loss(
             meaning fixed when a batch holds several groups of a class. The samples left over (fewer than ``n``) are
             left out of the loss.
         return_death_times: also return the death times, detached, per class (this reads the classes on the host).
+        backend: which persistence backend computes the spanning trees, as for :func:`death_times` (``"auto"``:
+            on CPU, Prim on the host with the loss fused into its autograd node, for groups of up to 512).
 
     Returns:
         The scalar loss :math:`R` (a sum, not a mean: it grows with the number of groups and their size). With
@@ -257,9 +259,10 @@ def densification_loss(
         TopologyError: no class has a group of 2 samples in this batch (the loss would be silently 0), or the shapes of
             ``latents``/``labels`` are wrong.
         NonFiniteError: ``latents`` contains NaN or infinite values.
-        ConfigurationError: ``beta`` is negative or not finite, or ``samples_per_class`` is below 2.
+        ConfigurationError: ``beta`` is negative or not finite, ``samples_per_class`` is below 2, or ``backend`` is
+            unknown or cannot run here.
     """
-    (result,) = densification([latents], labels, betas=[beta], samples_per_class=samples_per_class)
+    (result,) = _densification([latents], labels, [beta], samples_per_class, persistence_backend(backend))
     return (result.loss, result.by_class()) if return_death_times else result.loss
 
 
@@ -290,5 +293,5 @@ def death_times_by_class(
     groups = class_groups(labels, samples_per_class, on_device=False)
     if not groups:
         return {}
-    (result,) = densification([latents], labels, betas=[0.0], samples_per_class=samples_per_class)
+    (result,) = _densification([latents], labels, [0.0], samples_per_class, persistence_backend(AUTO))
     return result.by_class()

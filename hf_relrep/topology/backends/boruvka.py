@@ -1,10 +1,11 @@
-r"""Exact Euclidean minimum spanning trees of many small point clouds at once, and their differentiable edge lengths.
+r"""The ``"boruvka"`` persistence backend: exact Euclidean minimum spanning trees of many clouds at once, on any device.
 
-The 0-dimensional persistence of :mod:`hf_relrep.topology` needs, per step, the minimum spanning tree (MST) of a few
+The 0-dimensional persistence of :mod:`hf_relrep.topology.persistence` needs, per step, the minimum spanning tree (MST) of a few
 dozen clouds of 16–256 points. At that size the cost is the number of sequential calls, not the arithmetic. The squared
 distances of each cloud come from one batched Gram product; then the tree is found in :math:`O(\log n)` **batched
-rounds** for all clouds (and all spaces) together, with static shapes and no host synchronisation: what accelerators
-and large CPU clouds take (small CPU clouds take Prim's algorithm on the host, :mod:`hf_relrep.topology.host_spanning_tree`).
+rounds** for all clouds (and all spaces) together, with static shapes and no host synchronisation: what ``"auto"`` picks on
+accelerators and for large CPU clouds (small CPU clouds take Prim's algorithm on the host,
+:mod:`hf_relrep.topology.backends.host_prim`).
 
 The batched rounds:
 
@@ -24,15 +25,19 @@ The batched rounds:
    property: no path of lighter edges joins its ends).
 
 The MST of the contracted graph plus the edges chosen by the rounds is the MST of the cloud (Borůvka's invariant). The
-lengths of the ``n − 1`` tree edges are then computed from the points, not from the Gram form, by plain autograd ops
-(one gather of both ends, a subtraction, ``vector_norm``): :math:`\partial w / \partial x_v = (x_v - x_u) / w =
--\partial w / \partial x_u`, and 0 where :math:`w = 0` (duplicate points), as ``vector_norm``'s backward has it.
+lengths of the ``n − 1`` tree edges are then computed from the points by plain autograd ops
+(:func:`hf_relrep.topology.backends.base.edge_lengths`). Nothing waits for an accelerator: the finiteness check is
+deferred there (:mod:`hf_relrep.checks`).
 """
 
 import math
 from collections.abc import Sequence
 
 import torch
+
+from ...checks import ensure
+from ...errors import TopologyError
+from .base import PersistenceBackend, centred_gram, edge_lengths, non_finite
 
 
 # The contracted key matrix is closed by min-max squaring once groups × m³ is at most this (a few dense kernels beat
@@ -80,10 +85,7 @@ def _squared_distances(clouds: Sequence[torch.Tensor]) -> tuple[torch.Tensor, li
     """
     squared, sq_norms = [], []
     for x in clouds:
-        x = x.detach()
-        x = x - x[:, :1]  # the Gram form loses ~eps·|x|² to cancellation: measure from inside the cloud
-        gram = torch.bmm(x, x.transpose(1, 2))
-        norms = gram.diagonal(dim1=1, dim2=2)
+        gram, norms = centred_gram(x.detach())
         sq = torch.add(norms.unsqueeze(2) + norms.unsqueeze(1), gram, alpha=-2.0)
         if sq.dtype != torch.float32:  # float64: scale each cloud into float32's range before rounding to it
             sq = (sq / norms.amax(1).clamp_min(torch.finfo(sq.dtype).tiny)[:, None, None]).float()
@@ -181,35 +183,33 @@ def _boruvka_round(keys: torch.Tensor, chosen: torch.Tensor, const: _Constants) 
     return contracted, size
 
 
-def _edge_vectors(x: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``x[g, v] - x[g, u]`` as ``[G, k, d]``: one gather of both ends from the flattened points, one subtraction."""
-    groups, n, d = x.shape
-    k = u.shape[1]
-    offset = torch.arange(0, groups * n, n, device=x.device).unsqueeze(1)
-    ends = x.reshape(groups * n, d).index_select(0, (torch.cat((v, u), dim=1) + offset).view(-1))
-    ends = ends.view(groups, 2, k, d)
-    return ends[:, 0] - ends[:, 1]
+class Boruvka(PersistenceBackend):
+    """Batched Borůvka rounds in torch: any device, clouds of up to :data:`MAX_POINTS` points."""
+
+    name = "boruvka"
+
+    def refusal(self, n: int, device: torch.device) -> TopologyError | None:
+        if n > MAX_POINTS:
+            return TopologyError(
+                f"The persistence backend 'boruvka' computes clouds of at most {MAX_POINTS} points, got {n}; split "
+                "the cloud into groups (samples_per_class) or use backend='gudhi'."
+            )
+        return None
+
+    def tree_lengths(self, clouds: list[torch.Tensor], *, sort: bool) -> list[torch.Tensor]:
+        edges, sq_norms = minimum_spanning_edges(clouds)
+        norms = torch.cat([t.reshape(-1) for t in sq_norms]) if len(sq_norms) > 1 else sq_norms[0]
+        limit = min(torch.finfo(t.dtype).max for t in sq_norms) / 4  # d² <= 4 max |x - x_0|²
+        ensure(norms.amax() <= limit, non_finite)  # False for NaN too; deferred on accelerators
+        return edge_lengths(clouds, edges, sort=sort)
 
 
-def _lengths(x: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``[G, k]`` lengths of the edges, from the points (exact for close points, unlike a ``|x|² + |y|² − 2xy``
-    form). Plain autograd ops: ``vector_norm``'s backward is ``(x_v − x_u) / w``, and 0 (not NaN) where ``w = 0``."""
-    return torch.linalg.vector_norm(_edge_vectors(x, u, v), dim=-1)
+BORUVKA = Boruvka()
 
 
-def edge_lengths(
-    clouds: Sequence[torch.Tensor], edges: Sequence[tuple[torch.Tensor, torch.Tensor]], *, sort: bool = True
-) -> list[torch.Tensor]:
-    r"""Differentiable lengths :math:`\lVert x_v - x_u \rVert_2` of the edges ``(u, v)`` of each batch of clouds.
+def dispatch_boruvka(n: int, device: torch.device) -> PersistenceBackend | None:
+    """The batched rounds for clouds of up to :data:`MAX_POINTS` points, on any device (the last link of ``"auto"``)."""
+    return BORUVKA if n <= MAX_POINTS else None
 
-    Args:
-        clouds: tensors ``[G_s, n_s, d_s]``.
-        edges: one ``(u, v)`` pair of ``[G_s, k_s]`` long tensors per tensor of ``clouds``.
-        sort: sort the lengths of each cloud ascending (gradients follow the values).
 
-    Returns:
-        One ``[G_s, k_s]`` tensor per cloud batch. The gradient is :math:`(x_v - x_u) / w` at ``v`` and its negative at
-        ``u``, and 0 on zero-length edges (duplicate points) rather than NaN.
-    """
-    lengths = [_lengths(x, u, v) for (u, v), x in zip(edges, clouds, strict=True)]
-    return [w.sort(dim=-1).values for w in lengths] if sort else lengths
+__all__ = ["BORUVKA", "MAX_POINTS", "Boruvka", "dispatch_boruvka", "minimum_spanning_edges"]
