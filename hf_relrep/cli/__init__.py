@@ -1,6 +1,7 @@
 """The ``hf-relrep`` command line: stitch two relative models, push a saved one, evaluate one, reproduce the paper.
 
-Each subcommand parses its options and calls the library: `hf_relrep.stitch` and `save_pretrained`,
+Each subcommand parses its options (`model_parsers`, `experiment_parsers`: the usage text imports neither torch nor
+transformers) and then imports and calls its implementation (`model_commands`, the experiments), which calls the library: `hf_relrep.stitch` and `save_pretrained`,
 `push_to_hub` of a relative model, `hf_relrep.evaluation.evaluate`, `hf_relrep.experiments.reproduce.run_reproduce`; run
 ``hf-relrep SUBCOMMAND --help`` for its options and an example.
 
@@ -21,24 +22,23 @@ Example:
 
 import argparse
 import contextlib
+import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any
 
-import datasets
-from huggingface_hub import utils as hf_hub_utils
-from transformers.utils import logging as transformers_logging
-
-from .. import __version__
-from ..evaluation import PARALLEL_SENTIMENT
-from ..experiments import reproduce
-from .base import PROG, ArgumentParser, HelpFormatter, add_debug
-from .failures import report_failure
-from .model_commands import add_model_commands
+from ..errors import ConfigurationError
+from .base import PARALLEL_SENTIMENT, PROG, ArgumentParser, HelpFormatter, add_debug, load_handler
+from .experiment_parsers import add_experiment_commands
+from .model_parsers import add_model_commands
 
 
-# ------------------------------------------------------------------------------------------------------ presentation
+# The usage text imports nothing but the standard library (`base`, `model_parsers`, `experiment_parsers`); a
+# subcommand imports its implementation, and with it torch and transformers, only when it runs (`run`).
+
+
+#: The optional packages a subcommand may need, by import name → the extra of hf-relrep that installs them.
+_EXTRA_OF = {"matplotlib": "experiments", "scipy": "experiments", "sklearn": "vision", "PIL": "vision"}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -52,6 +52,10 @@ def _progress_bars(enabled: bool) -> Iterator[None]:
     if enabled:
         yield
         return
+    import datasets  # a subcommand is running: it imports these anyway
+    from huggingface_hub import utils as hf_hub_utils
+    from transformers.utils import logging as transformers_logging
+
     was_enabled = (
         transformers_logging.is_progress_bar_enabled(),
         datasets.is_progress_bar_enabled(),
@@ -71,43 +75,39 @@ def _progress_bars(enabled: bool) -> Iterator[None]:
             hf_hub_utils.enable_progress_bars()
 
 
-def _documented_parser(subparsers: Any, name: str, doc: str | None, example: str) -> argparse.ArgumentParser:
-    """A subcommand whose help line and description are its module's docstring."""
-    doc = (doc or "").strip()
-    return subparsers.add_parser(
-        name, help=doc.splitlines()[0], description=doc, formatter_class=HelpFormatter, epilog=f"example:\n  {example}"
-    )
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand chosen in `args` (parsed by `build_parser`): import its implementation, then call it with
+    the progress bars of the Hugging Face libraries off under ``--quiet`` and warnings printed on one line."""
+    inductor_cache_was_set = "TORCHINDUCTOR_CACHE_DIR" in os.environ
+    try:
+        handler = load_handler(args.handler)
+    except ModuleNotFoundError as error:
+        extra = _EXTRA_OF.get((error.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        raise ConfigurationError(
+            f"`{PROG} {args.command}` needs {error.name}, which is not installed: pip install 'hf-relrep[{extra}]'."
+        ) from error
+    if not inductor_cache_was_set:  # set by importing transformers (see `hf_relrep/__init__.py`)
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    with _progress_bars(not getattr(args, "quiet", False)), warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return int(handler(args))
 
 
-def _add_reproduce_parser(subparsers: Any) -> None:
-    example = "hf-relrep reproduce --seeds 1 --methods robust robust+topo --out runs/quick"
-    parser = _documented_parser(subparsers, "reproduce", reproduce.__doc__, example)
-    reproduce.add_arguments(parser)
-    parser.set_defaults(handler=reproduce.run_from_args)
+class _VersionAction(argparse.Action):
+    """``--version``: print the program's version and exit (read from the package metadata only then)."""
 
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show program's version number and exit"
+        )
 
-def _add_reproduce_vision_parser(subparsers: Any) -> None:
-    from ..experiments.reproduce import vision
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from ..version import __version__
 
-    example = "hf-relrep reproduce-vision --seeds 0 --methods absolute robust"
-    parser = _documented_parser(subparsers, "reproduce-vision", vision.__doc__, example)
-    vision.add_vision_arguments(parser)
-    parser.add_argument("--quiet", action="store_true", help="Print only the table.")
-    parser.set_defaults(handler=vision.run_vision_from_args)
-
-
-def _add_study_parser(subparsers: Any) -> None:
-    from ..experiments.study import cli as study_cli
-
-    parser = subparsers.add_parser(
-        "study",
-        help="Studies around the method: invariance, batch-stats, densification (results, tables, plots).",
-        description=study_cli.DESCRIPTION,
-        formatter_class=HelpFormatter,
-        epilog=study_cli.EXAMPLES,
-    )
-    study_cli.add_arguments(parser)
-    parser.set_defaults(handler=study_cli.run_from_args)
+        print(f"{parser.prog} {__version__}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,13 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
             "  hf-relrep push stitched-fr-en me/relrep-fr-encoder-en-head"
         ),
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     add_debug(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     add_model_commands(subparsers)
-    _add_reproduce_parser(subparsers)
-    _add_reproduce_vision_parser(subparsers)
-    _add_study_parser(subparsers)
+    add_experiment_commands(subparsers)
     return parser
 
 
@@ -153,11 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, or a usage error argparse already printed
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
     try:
-        with _progress_bars(not getattr(args, "quiet", False)), warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            return int(args.handler(args))
+        return run(args)
     except (Exception, KeyboardInterrupt) as error:
+        from .failures import report_failure  # imports huggingface_hub: only when a command failed
+
         return report_failure(f"{PROG} {args.command}", error, debug=getattr(args, "debug", False))
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run"]

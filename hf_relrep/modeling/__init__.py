@@ -2,7 +2,7 @@
 
 Data flows one way: input → backbone → pooling → (adapter) → latent z → relative transform against the anchors → head
 → logits. `RelativeModel` is the encoder side (backbone, pooling, anchors, normalization); the task models put a head
-on it.
+on it. Importing this package registers the model types with the transformers Auto classes (`.registration`).
 """
 
 from ..anchors.storage import ANCHORS_FILE
@@ -14,6 +14,7 @@ from .heads import ClassificationHead, build_adapter
 from .image_classification import RelativeModelForImageClassification
 from .loading import PICKLE_SUFFIXES, offers_only_pickle, without_pooler
 from .outputs import RelativeModelOutput, RelativeSequenceClassifierOutput
+from .registration import register_auto_classes
 from .sequence_classification import RelativeModelForSequenceClassification
 
 
@@ -33,5 +34,6 @@ __all__ = [
     "build_adapter",
     "offers_only_pickle",
     "relative_classifier_class",
+    "register_auto_classes",
     "without_pooler",
 ]

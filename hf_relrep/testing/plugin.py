@@ -1,61 +1,12 @@
-"""The pytest plugin of hf-relrep: the ``local_hub`` fixture, registered through the ``pytest11`` entry point.
+"""The pytest plugin of hf-relrep under its package name, for ``-p hf_relrep.testing.plugin`` or
+``pytest_plugins = ["hf_relrep.testing.plugin"]`` where plugin autoloading is disabled: the ``local_hub_environment``
+and ``local_hub`` fixtures.
 
-Installing hf-relrep makes the fixtures available to every test suite of the environment; loading this module
-changes nothing. Nothing is autouse: a suite that wants every test (not only those using ``local_hub``) to run
-against the local endpoint and a throwaway ``HF_HOME`` asks for it in its ``conftest.py``::
-
-    import pytest
-
-
-    @pytest.fixture(scope="session", autouse=True)
-    def _hub_environment(local_hub_environment):
-        return local_hub_environment
-
-With plugin autoloading disabled (``PYTEST_DISABLE_PLUGIN_AUTOLOAD``), load it with ``-p hf_relrep.testing.plugin``
-or ``pytest_plugins = ["hf_relrep.testing.plugin"]`` in the root ``conftest.py``.
+They are defined in the top-level module ``_hf_relrep_pytestplugin``, the ``pytest11`` entry point that pytest loads
+in every session of an environment where hf-relrep is installed: it imports nothing of hf-relrep until a fixture runs.
 """
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from .environment import HubEnvironment, hub_environment
-from .hub import LocalHub
+from _hf_relrep_pytestplugin import local_hub, local_hub_environment
 
 
-@pytest.fixture(scope="session")
-def local_hub_environment() -> Iterator[HubEnvironment]:
-    """The Hub clients point at a reserved local port and a throwaway ``HF_HOME`` until the end of the session.
-
-    :func:`~hf_relrep.testing.hub_environment` for the whole session, on a port reserved once (huggingface_hub reads
-    ``HF_ENDPOINT`` once): no request reaches huggingface.co, nothing touches ``~/.cache/huggingface``, tokens and
-    offline switches are out of the environment; everything is restored when the session ends. Child processes
-    started by tests inherit the variables, hence the endpoint and caches.
-    """
-    with hub_environment() as environment:
-        yield environment
-
-
-@pytest.fixture
-def local_hub(local_hub_environment: HubEnvironment, tmp_path: Path) -> Iterator[LocalHub]:
-    """A fresh, empty :class:`~hf_relrep.testing.LocalHub` serving ``HF_ENDPOINT``, stopped (all threads joined)
-    after the test.
-
-    Function-scoped: each test gets its own storage (``tmp_path / "local-hub"``), no token, user ``"test-user"``,
-    and no fault armed; set ``local_hub.token`` or arm ``local_hub.faults`` inside the test. Clients need no
-    ``endpoint=``. Downloads share the session's temporary ``HF_HUB_CACHE``; commit ids are unique, so tests do not
-    see each other's files (pass ``cache_dir=tmp_path`` for a cold cache).
-    """
-    hub = LocalHub(tmp_path / "local-hub", port=local_hub_environment.port)
-    try:
-        hub.start()
-    except OSError as e:
-        hub.close()
-        raise RuntimeError(
-            f"local_hub cannot listen on {local_hub_environment.endpoint}: is another LocalHub using that port? ({e})"
-        ) from e
-    try:
-        yield hub
-    finally:
-        hub.close()
+__all__ = ["local_hub", "local_hub_environment"]

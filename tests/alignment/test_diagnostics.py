@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from hf_relrep import ConfigurationError, DataError, NonFiniteError, cka, compare_latents, knn_jaccard
+from hf_relrep import cka, compare_latents, knn_jaccard
+from hf_relrep.errors import ConfigurationError, DataError, NonFiniteError
 
 
 def _space(seed: int = 0, rows: int = 400, dim: int = 12) -> torch.Tensor:

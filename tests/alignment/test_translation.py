@@ -4,8 +4,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from hf_relrep import AnchorError, ConfigurationError, LatentTranslation, NonFiniteError, fit_translation
+from hf_relrep import LatentTranslation, fit_translation
 from hf_relrep.alignment.translation import TRANSLATION_METHODS
+from hf_relrep.errors import AnchorError, ConfigurationError, NonFiniteError
 
 
 METHODS = ("orthogonal", "linear", "affine")

@@ -1,21 +1,17 @@
-"""RelativeModelForSequenceClassification: wrapping a backbone, Auto classes, save/load, anchors, intertwiners."""
+"""RelativeModelForSequenceClassification on one BERT: backbone weights, loss, anchor caches, refusals, config checks.
 
-import copy
+The checks every configuration passes on every backbone family (shapes, save/load through the Auto classes, batch of
+one, invariance, self-stitching, gradients) are in ``test_classifier_matrix.py``.
+"""
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from tiny_models import save_tiny_backbone, tiny_bert_config
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-from hf_relrep import (
-    AnchorError,
-    ConfigurationError,
-    RelativeEncoderConfig,
-    RelativeModel,
-    RelativeModelForSequenceClassification,
-    StatisticsError,
-)
+from hf_relrep import RelativeEncoderConfig, RelativeModelForSequenceClassification
+from hf_relrep.errors import AnchorError, ConfigurationError, StatisticsError
 
 
 ANCHORS = [
@@ -54,33 +50,6 @@ def _model(backbone_dir, **kwargs) -> RelativeModelForSequenceClassification:
 
 def _batch(tokenizer, texts=TEXTS):
     return tokenizer(texts, padding=True, return_tensors="pt")
-
-
-@pytest.mark.parametrize("normalization", ["none", "robust", "whiten"])
-@pytest.mark.parametrize("stats", ["anchors", "batch", "running"])
-def test_save_and_load_through_auto_classes(backbone_dir, tokenizer, tmp_path, normalization, stats):
-    extra = {"whiten_shrinkage": 0.5} if normalization == "whiten" else {}
-    model = _model(backbone_dir, normalization=normalization, stats=stats, pooling="mean", **extra)
-    if stats == "running":
-        model.train()
-        model(**_batch(tokenizer))  # put something in the running estimates
-    model.eval()
-    logits = model(**_batch(tokenizer)).logits
-    model.save_pretrained(tmp_path)
-    assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))
-
-    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
-    assert type(loaded) is RelativeModelForSequenceClassification
-    assert loaded.config.anchor_texts == ANCHORS
-    assert loaded.config.anchor_fingerprint == model.config.anchor_fingerprint
-    assert loaded.config.hf_relrep_version is not None
-    torch.testing.assert_close(loaded.encoder.anchor_input_ids, model.encoder.anchor_input_ids)
-    torch.testing.assert_close(loaded(**_batch(tokenizer)).logits, logits)
-
-    encoder_side = AutoModel.from_pretrained(tmp_path)
-    assert type(encoder_side) is RelativeModel
-    torch.testing.assert_close(encoder_side(**_batch(tokenizer)).relative, model(**_batch(tokenizer)).relative)
-    assert isinstance(AutoConfig.from_pretrained(tmp_path), RelativeEncoderConfig)
 
 
 def test_wrapping_keeps_the_pretrained_backbone_weights(backbone_dir):
@@ -167,24 +136,6 @@ def test_precomputed_backbone_features_skip_the_backbone(backbone_dir, tokenizer
     torch.testing.assert_close(model(backbone_features=features).logits, model(**batch).logits)
 
 
-@pytest.mark.parametrize("stats", ["anchors", "running"])
-def test_batch_of_one_at_inference(backbone_dir, tokenizer, stats):
-    model = _model(backbone_dir, stats=stats)
-    if stats == "running":
-        model.train()
-        model(**_batch(tokenizer))
-    model.eval()
-    single = model(**_batch(tokenizer, TEXTS[:1])).logits
-    in_batch = model(**_batch(tokenizer, TEXTS[:1] * 2)).logits[:1]
-    torch.testing.assert_close(single, in_batch)
-
-
-def test_batch_of_one_with_batch_statistics_is_refused(backbone_dir, tokenizer):
-    model = _model(backbone_dir, stats="batch").eval()
-    with pytest.raises(StatisticsError, match="stats='anchors'"):
-        model(**_batch(tokenizer, TEXTS[:1]))
-
-
 def test_whitening_with_too_few_anchors_says_how_to_fix(backbone_dir, tokenizer):
     model = _model(backbone_dir, normalization="whiten").eval()  # 12 anchors < 32 dimensions
     with pytest.raises(StatisticsError, match="shrinkage"):
@@ -237,46 +188,3 @@ def test_anchor_ids_are_saved_in_the_weights(backbone_dir, tokenizer, tmp_path):
     weights = load_file(tmp_path / "model.safetensors")
     expected = tokenizer(ANCHORS, padding="max_length", max_length=128, truncation=True, return_tensors="pt")
     torch.testing.assert_close(weights["encoder.anchor_input_ids"], expected["input_ids"])
-
-
-def _intertwined(model: RelativeModelForSequenceClassification, seed: int = 0):
-    """The same network with its latent space relabelled and rescaled: z ↦ DPz + h at the adapter's output.
-
-    The last Linear of the adapter becomes W' = DPW, b' = DPb + h, so every latent (inputs and anchors alike) moves by
-    the same map — what two networks differing by an intertwiner of their activations look like.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    other = copy.deepcopy(model)
-    layer = other.encoder.adapter[2]
-    assert model.encoder.anchor_latents().std(0).min() > 1e-2  # latents that really vary, so float32 is no issue
-    dim = layer.out_features
-    perm = torch.randperm(dim, generator=generator)
-    diag = torch.exp(torch.empty(dim).uniform_(-2.0, 2.0, generator=generator))
-    diag = diag * torch.where(torch.rand(dim, generator=generator) < 0.5, -1.0, 1.0)
-    shift = 3.0 * torch.randn(dim, generator=generator)
-    with torch.no_grad():
-        layer.weight.copy_(diag[:, None] * layer.weight[perm])
-        layer.bias.copy_(diag * layer.bias[perm] + shift)
-    other.encoder.clear_anchor_cache()
-    return other
-
-
-def _adapter_model(backbone_dir, **kwargs) -> RelativeModelForSequenceClassification:
-    model = _model(backbone_dir, adapter="mlp", pooling="mean", **kwargs).eval()
-    with torch.no_grad():  # visible weights, so that latents and logits vary well above float32 rounding
-        for layer in (model.encoder.adapter[0], model.encoder.adapter[2], model.head.layers):
-            layer.weight.normal_(0, 1.0)
-    model.encoder.clear_anchor_cache()
-    return model
-
-
-@pytest.mark.parametrize("stats", ["anchors", "batch"])
-def test_intertwined_networks_predict_identically_under_robust_not_vanilla(backbone_dir, tokenizer, stats):
-    batch = _batch(tokenizer)
-    robust = _adapter_model(backbone_dir, normalization="robust", stats=stats)
-    torch.testing.assert_close(_intertwined(robust)(**batch).logits, robust(**batch).logits, atol=1e-4, rtol=1e-4)
-
-    vanilla = _adapter_model(backbone_dir, normalization="none")
-    moved, original = _intertwined(vanilla)(**batch), vanilla(**batch)
-    assert (moved.relative - original.relative).abs().max() > 1e-2  # 100× the tolerance robust meets
-    assert (moved.logits - original.logits).abs().max() > 1e-2

@@ -5,15 +5,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hf_relrep import (
-    AnchorError,
-    ConfigurationError,
-    NonFiniteError,
-    RelativeProjection,
-    StatisticsError,
-    compute_statistics,
-    relative_transform,
-)
+from hf_relrep import RelativeProjection, relative_transform
+from hf_relrep.errors import AnchorError, ConfigurationError, NonFiniteError, StatisticsError
+from hf_relrep.relative import compute_statistics
 
 
 seeds = st.integers(min_value=0, max_value=2**31 - 1)

@@ -4,14 +4,8 @@ import pytest
 import torch
 from tiny_models import ANCHORS_EN, ANCHORS_FR, relative_classifier
 
-from hf_relrep import (
-    ConfigurationError,
-    RelativeEncoderConfig,
-    RelativeProjection,
-    StitchingError,
-    relative_transform,
-    stitch,
-)
+from hf_relrep import RelativeEncoderConfig, RelativeProjection, relative_transform, stitch
+from hf_relrep.errors import ConfigurationError, StitchingError
 from hf_relrep.relative.similarities import SIMILARITIES, relative_vectors, standardize_rows
 
 

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from hf_relrep import ConfigurationError, NonFiniteError, RelativeEncoderConfig, RelativeProjection, relative_transform
+from hf_relrep import RelativeEncoderConfig, RelativeProjection, relative_transform
+from hf_relrep.errors import ConfigurationError, NonFiniteError
 from hf_relrep.relative.projection import NormalizationStatistics, compute_statistics
 
 
@@ -59,7 +60,8 @@ def test_the_module_and_the_function_refuse_them_too(kwargs):
 def test_a_string_is_not_a_list_of_anchors(language_backbones):
     from transformers import AutoTokenizer
 
-    from hf_relrep import AnchorError, RelativeModelForSequenceClassification
+    from hf_relrep import RelativeModelForSequenceClassification
+    from hf_relrep.errors import AnchorError
 
     with pytest.raises(AnchorError, match="one string"):
         RelativeModelForSequenceClassification.from_backbone_pretrained(

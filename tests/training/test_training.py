@@ -13,7 +13,8 @@ from datasets import Dataset
 from tiny_models import save_tiny_backbone
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
-from hf_relrep import ConfigurationError, DataError, RelativeModelForSequenceClassification, TopologyError
+from hf_relrep import RelativeModelForSequenceClassification
+from hf_relrep.errors import ConfigurationError, DataError, TopologyError
 from hf_relrep.topology.densification import densification_loss
 from hf_relrep.training import ClassBalancedBatchSampler, TopoTrainer, TopoTrainingArguments
 

@@ -21,7 +21,7 @@ Presets:
 # (summary, table, files) · run (the run and its CLI).
 from .config import LANGUAGES, METHODS, PRESETS, Method, ReproduceConfig, preset_config
 from .report import format_table, report
-from .run import add_arguments, config_from_args, run_from_args, run_reproduce
+from .run import config_from_args, run_from_args, run_reproduce
 
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "PRESETS",
     "Method",
     "ReproduceConfig",
-    "add_arguments",
     "config_from_args",
     "format_table",
     "preset_config",

@@ -136,39 +136,6 @@ def _versions() -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------------------------ CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `hf-relrep reproduce` options."""
-    parser.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)} (default: quick, offline)")
-    parser.add_argument("--seeds", type=int, help="seeds per cell (default: 5)")
-    parser.add_argument("--methods", nargs="+", help=f"subset of: {' '.join(METHODS)} (default: all)")
-    parser.add_argument(
-        "--out", help="output folder (default: runs/reproduce-<timestamp>); a non-empty one needs --overwrite"
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the outputs of an earlier run in --out once the new ones are complete; other files are kept",
-    )
-    parser.add_argument("--dataset", help="Amazon Reviews multilingual: a local folder or Hub id (paper preset)")
-    parser.add_argument("--anchors", help="parallel anchors file with text_en, text_fr columns (paper preset)")
-    parser.add_argument("--encoder-en", help="English backbone: offline name, folder or Hub id")
-    parser.add_argument("--encoder-fr", help="French backbone: offline name, folder or Hub id")
-    parser.add_argument("--epochs", type=float, help="training epochs per model")
-    parser.add_argument("--allow-pickle", action="store_true", help="let backbones load pickle checkpoints")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        help="processes that train side by side (default: one per core for frozen backbones on CPU, else 1); the "
-        "results do not depend on it",
-    )
-    parser.add_argument(
-        "--anchor-sweep",
-        action="store_true",
-        help="instead of the table: stitched accuracy of robust models for k in {16, ..., 768} anchors chosen by "
-        "random, kmeans and fps selection (writes anchor_sweep.json/.txt/.png)",
-    )
-
-
 def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
     """The preset named by ``--preset`` with the options given on the command line."""
     overrides: dict[str, Any] = {}
@@ -202,4 +169,4 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_arguments", "config_from_args", "default_out_dir", "run_from_args", "run_reproduce", "save_outputs"]
+__all__ = ["config_from_args", "default_out_dir", "run_from_args", "run_reproduce", "save_outputs"]

@@ -263,21 +263,6 @@ def format_vision_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def add_vision_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = VisionStitchingConfig()
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(defaults.seeds), help="Seeds (default: 0 1 2).")
-    parser.add_argument(
-        "--methods", nargs="+", choices=list(VISION_METHODS), default=list(defaults.methods), help="Methods to run."
-    )
-    parser.add_argument(
-        "--epochs", type=int, nargs=2, metavar=("VIT", "CONVNEXT"), default=list(defaults.epochs),
-        help="Training epochs of each backbone (default: %(default)s).",
-    )  # fmt: skip
-    parser.add_argument("--anchors", type=int, default=defaults.num_anchors, help="Anchor images (class-balanced).")
-    parser.add_argument("--threads", type=int, default=defaults.threads, help="torch threads (default 1).")
-    parser.add_argument("--json", metavar="OUT", default=None, help="Also write every score to this JSON file.")
-
-
 def run_vision_from_args(args: argparse.Namespace) -> int:
     """Run `hf-relrep reproduce-vision` from parsed arguments and print the table."""
     if min(args.epochs) < 1 or args.anchors < 10:
@@ -299,7 +284,6 @@ __all__ = [
     "VISION_METHODS",
     "VisionStitchingConfig",
     "accuracy",
-    "add_vision_arguments",
     "backbone_config",
     "build_classifier",
     "fit_head",

@@ -1,4 +1,4 @@
-"""The ``hf-relrep study`` options and handler (the command line only wires them: ``hf_relrep.cli``)."""
+"""The ``hf-relrep study`` handler: runs the study its arguments name (parsed by `hf_relrep.cli.experiment_parsers`)."""
 
 import argparse
 import sys
@@ -8,53 +8,6 @@ import torch
 
 from ...errors import ConfigurationError
 from . import STUDIES
-
-
-DESCRIPTION = """Studies around the method, each writing results.json, a markdown table (table.md) and plots:
-
-  invariance     which transformations of the latent (activation intertwiners, rotations, shifts, affine maps) each
-                 normalization removes, on small trained networks; minutes
-  batch-stats    how often a prediction changes when the same input is served in other batches (stats = batch vs
-                 anchors vs running), and stitched accuracy by batch size; synthetic, plus the embedded EN/FR data
-                 with the offline encoders unless --quick
-  densification  robust vs robust + topological densification, paired over seeds, over training size × what trains
-                 × densification setting (chosen on validation); resumable: rerun with the same --out to continue
-
-See docs/findings.md for the results of full runs."""
-
-EXAMPLES = """examples:
-  hf-relrep study invariance --quick
-  hf-relrep study batch-stats --out runs/batch-stats
-  hf-relrep study densification --trainables head adapter --seeds 20 --out runs/densification
-  hf-relrep study densification --trainables top1 --sizes 100 500 --seeds 6 --out runs/densification-top1"""
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `hf-relrep study` options."""
-    parser.add_argument("name", choices=list(STUDIES), help="the study to run")
-    parser.add_argument("--out", help="output folder (default: runs/study-NAME-<timestamp>); a folder of the same "
-                        "study is continued, any other non-empty folder refused")  # fmt: skip
-    parser.add_argument("--seeds", type=int, help="seeds per cell (default: invariance 3, batch-stats 3, "
-                        "densification 20)")  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="a reduced run of a few minutes")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    text = parser.add_argument_group("batch-stats and densification (embedded EN/FR data)")
-    text.add_argument("--encoder-en", help="English backbone: offline name or folder (default: all-MiniLM-L6-v2)")
-    text.add_argument("--encoder-fr", help="French backbone: offline name or folder (default: multilingual-e5-small)")
-    grid = parser.add_argument_group("densification grid")
-    grid.add_argument("--sizes", type=int, nargs="+", help="training sentences per language (default: 50 100 250 "
-                      "500 1000 2000)")  # fmt: skip
-    grid.add_argument(
-        "--trainables",
-        nargs="+",
-        help="head (linear head), adapter (MLP adapter + head), top1/top2 "
-        "(top transformer layers + head, on cached hidden states of the layer below), full (the whole "
-        "backbone) (default: all)",
-    )
-    grid.add_argument("--settings", nargs="+", help="densification settings to choose from on validation "
-                      "(default: all)")  # fmt: skip
-    grid.add_argument("--selection-seeds", type=int, default=3, help="seeds whose validation scores choose the "
-                      "setting of each cell (default: 3)")  # fmt: skip
 
 
 def _encoders(args: argparse.Namespace) -> dict[str, str] | None:
@@ -106,4 +59,4 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["DESCRIPTION", "EXAMPLES", "add_arguments", "run_from_args", "run_study"]
+__all__ = ["run_from_args", "run_study"]
