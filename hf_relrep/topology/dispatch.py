@@ -5,7 +5,8 @@ Backends (:mod:`hf_relrep.topology.backends`) are registered by name in :data:`B
 names). ``backend="auto"`` (the default everywhere) walks :data:`DISPATCH_CHAIN` for each size and device of cloud,
 first match wins:
 
-1. ``"numba-prim"``: CPU clouds of up to 512 points, where Numba imports and ``HF_RELREP_NUMBA`` is not ``0``;
+1. ``"numba-prim"``: CPU clouds of up to 512 points, where Numba imports and ``HF_RELREP_NUMBA`` is not ``0``
+   (read on first use);
 2. ``"numpy-prim"``: CPU clouds of up to 512 points;
 3. ``"boruvka"``: any device, up to 2048 points.
 

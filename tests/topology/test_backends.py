@@ -1,5 +1,6 @@
 """The persistence backends' seam: one interface, one registry, one ordered dispatch (device, size, installed, env)."""
 
+import os
 import subprocess
 import sys
 import warnings
@@ -22,6 +23,14 @@ from hf_relrep.topology.dispatch import BACKENDS
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 needs_numba = pytest.mark.skipif(not numba_prim.numba_imports(), reason="Numba is not installed (the `fast` extra)")
+
+
+@pytest.fixture(autouse=True)
+def _decide_numba_again():
+    """Each test sees its own environment: whether "auto" uses Numba is decided anew (it is cached per process)."""
+    numba_prim.numba_available.cache_clear()
+    yield
+    numba_prim.numba_available.cache_clear()
 
 
 def auto(n: int, device: torch.device = CPU) -> str:
@@ -206,7 +215,12 @@ def test_a_numba_that_does_not_import_falls_back_to_numpy_with_a_warning(monkeyp
     assert not numba_prim.numba_available()  # switched off: not even tried
 
 
-def test_importing_the_package_loads_neither_numba_nor_gudhi():
-    code = "import sys, hf_relrep.topology; print(sorted({'numba', 'gudhi'} & set(sys.modules)))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+def test_importing_loads_neither_numba_nor_gudhi_and_the_env_var_keeps_numba_out():
+    code = (
+        "import sys, torch; from hf_relrep.topology.dispatch import BACKENDS; "
+        "print(sorted({'numba', 'gudhi'} & set(sys.modules)), BACKENDS['auto'].select(16, torch.device('cpu')).name, "
+        "'numba' in sys.modules)"
+    )
+    environment = {**os.environ, numba_prim.ENV_VAR: "0"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environment)
+    assert result.stdout.split() == ["[]", "numpy-prim", "False"]

@@ -129,9 +129,13 @@ def numba_imports() -> bool:
     return True
 
 
+@functools.cache
 def numba_available() -> bool:
-    """Whether ``"auto"`` may use Numba: it imports (:func:`numba_imports`) and ``HF_RELREP_NUMBA`` is not ``0``
-    (read at every call; when it is ``0``, Numba is not even imported)."""
+    """Whether ``"auto"`` may use Numba: ``HF_RELREP_NUMBA`` is not ``0`` (then Numba is not even imported) and Numba
+    imports (:func:`numba_imports`).
+
+    Decided once per process, on first use (the environment is not read again at every call of a training step);
+    ``numba_available.cache_clear()`` decides again."""
     return os.environ.get(ENV_VAR, "1") != "0" and numba_imports()
 
 
