@@ -15,6 +15,8 @@ without Numba); ``HF_RELREP_NUMBA`` only steers ``"auto"``. ``"gudhi"`` (a refer
 ``"torch"``, the old name for "pick for me", still means ``"auto"`` and warns.
 
 Clouds are computed together where they share a size and a device: one spanning-tree computation per ``(n, device)``.
+A backend of one's own: subclass :class:`~hf_relrep.topology.backends.base.PersistenceBackend` and
+``BACKENDS.register(name, backend)``; it then runs wherever ``backend=name`` is passed.
 """
 
 import warnings
