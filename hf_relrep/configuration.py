@@ -1,4 +1,5 @@
-"""`RelativeEncoderConfig`: the single source of truth of a relative-representation classifier."""
+"""The configs, single sources of truth of hf-relrep's models: `RelativeEncoderConfig` (a relative-representation
+classifier) and `TranslatedStitchConfig` (two absolute classifiers stitched through a latent translation)."""
 
 import hashlib
 import json
@@ -13,6 +14,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, GenerationConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from .alignment.translation import TRANSLATION_METHODS
 from .errors import AnchorError, ConfigurationError
 from .relative.pooling import POOLING_MODES, backbone_output_size
 from .relative.projection import NORMALIZATIONS, STATISTICS_SOURCES, check_anchor_count
@@ -275,4 +277,82 @@ class RelativeEncoderConfig(PreTrainedConfig):
         return output
 
 
-__all__ = ["RelativeEncoderConfig", "anchor_fingerprint"]
+ABSOLUTE_KIND_NAMES = ("hf-relrep", "pooled", "first-token")
+"""The kinds of absolute classifier a translated stitch splits into halves (`hf_relrep.modeling.translated`)."""
+
+
+@strict
+class TranslatedStitchConfig(PreTrainedConfig):
+    r"""Configuration of a [`TranslatedModelForSequenceClassification`]: two absolute classifiers' halves joined by
+    a latent translation.
+
+    Args:
+        encoder (`PreTrainedConfig` or `dict`):
+            Config of the classifier the encoder half comes from (ours, or e.g. a `BertConfig`).
+        head (`PreTrainedConfig` or `dict`):
+            Config of the classifier the head half comes from; its labels are the model's.
+        encoder_kind, head_kind (`str`):
+            Where each classifier's halves are (`ABSOLUTE_KIND_NAMES`): ``"hf-relrep"``, ``"pooled"``,
+            ``"first-token"``.
+        translation (`str`, defaults to `"orthogonal"`):
+            The translation method (`hf_relrep.alignment.translation.TRANSLATION_METHODS`).
+        source_dim, target_dim (`int`):
+            Sizes of the encoder half's latent and of the head half's input.
+        num_anchors (`int`), anchor_set_id (`str`), anchor_fingerprint (`str`):
+            The parallel anchors the translation was fitted on: how many, the set's declared name, and the
+            fingerprint of the ordered (encoder texts, head texts) pairs.
+        provenance (`dict`):
+            Sources, revisions and content hashes of both halves, and the space comparison when asked for.
+    """
+
+    model_type = "hf-relrep-translated"
+    sub_configs_defaults = {
+        "encoder": SubConfigSpec(config_class=AutoConfig, model_type="bert"),
+        "head": SubConfigSpec(config_class=AutoConfig, model_type="bert"),
+    }
+
+    encoder: PreTrainedConfig | dict | None = None
+    head: PreTrainedConfig | dict | None = None
+    encoder_kind: str = "pooled"
+    head_kind: str = "pooled"
+    translation: str = "orthogonal"
+    source_dim: int | None = None
+    target_dim: int | None = None
+    num_anchors: int | None = None
+    anchor_set_id: str | None = None
+    anchor_fingerprint: str | None = None
+    provenance: dict | None = None
+    hf_relrep_version: str | None = None
+
+    def __post_init__(self, **kwargs: Any):
+        super().__post_init__(**kwargs)
+        for name in ("encoder_kind", "head_kind"):
+            if getattr(self, name) not in ABSOLUTE_KIND_NAMES:
+                raise ConfigurationError(
+                    f"Unknown {name}={getattr(self, name)!r}; choose one of {', '.join(ABSOLUTE_KIND_NAMES)}."
+                )
+        if self.translation not in TRANSLATION_METHODS:
+            raise ConfigurationError(
+                f"Unknown translation={self.translation!r}; choose one of {', '.join(TRANSLATION_METHODS)}."
+            )
+        head = self.__dict__.get("head")
+        if isinstance(head, PreTrainedConfig) and "id2label" not in kwargs:
+            self.id2label = dict(head.id2label)
+
+    def get_text_config(self, decoder=None, encoder=None) -> PreTrainedConfig:
+        """The encoder half's text config: where token ids and vocabulary live."""
+        source = self.__dict__.get("encoder")
+        if isinstance(source, PreTrainedConfig):
+            return source.get_text_config(decoder=decoder, encoder=encoder)
+        return super().get_text_config(decoder=decoder, encoder=encoder)
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        for part in ("encoder", "head"):  # where a source was loaded from is provenance's business, not its config's
+            if isinstance(output.get(part), dict):
+                output[part].pop("_name_or_path", None)
+        output["hf_relrep_version"] = __version__
+        return output
+
+
+__all__ = ["ABSOLUTE_KIND_NAMES", "RelativeEncoderConfig", "TranslatedStitchConfig", "anchor_fingerprint"]

@@ -1,149 +1,73 @@
-"""Stitching absolute models through a fitted latent translation, and comparing two models' spaces.
+"""Stitching absolute classifiers through a latent translation fitted on parallel anchors.
 
-`stitch(encoder_from=X, head_from=Y, translation="orthogonal", anchors=...)` (`hf_relrep.stitching.stitch`) lands
-here: both encoders embed the parallel anchors, a `LatentTranslation` is fitted from X's latents to Y's, and the
-result is a `TranslatedModelForSequenceClassification` (X's encoder half → translation → Y's head half) that saves,
-pushes and loads like any other model. `compare_spaces` reports how alike two models' spaces are on the anchors
-(`hf_relrep.alignment.diagnostics.compare_latents`).
+`stitch_translated(encoder_from=X, head_from=Y, translation="orthogonal", anchors=...)`: both encoders embed the
+parallel anchors, a `LatentTranslation` (`hf_relrep.alignment.translation`) is fitted from X's latents to Y's, and the
+result is a `TranslatedModelForSequenceClassification` (`hf_relrep.modeling.translated`: X's encoder half →
+translation → Y's head half) that saves, pushes and loads like any other model.
 """
 
 import copy
-import hashlib
-import json
-from collections.abc import Sequence
 from typing import Any
 
 import torch
-from huggingface_hub import HfApi
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from ..alignment.diagnostics import compare_latents
 from ..alignment.translation import fit_translation
-from ..configuration import RelativeEncoderConfig, anchor_fingerprint
+from ..configuration import TranslatedStitchConfig, anchor_fingerprint
 from ..errors import AnchorError, StitchingError
-from ..modeling import RelativeClassifierBase
-from ..modeling.absolute_sides import ABSOLUTE_KINDS, RelativeLatents, absolute_kind, embed_with, text_settings
-from ..modeling.loading import is_local_path, safe_from_pretrained
-from ..modeling.translated import TranslatedModelForSequenceClassification, TranslatedStitchConfig
-from .relative import load_relative_model, state_fingerprint
+from ..modeling.translated import ABSOLUTE_KINDS, TranslatedModelForSequenceClassification, absolute_kind
+from .latents import ParallelAnchors, parallel_fingerprint, parallel_texts, text_latents
+from .sources import ModelSource, describe_source, load_classifier
 
 
-ParallelAnchors = Sequence[str] | tuple[Sequence[str], Sequence[str]]
-
-
-def load_classifier(source, *, revision: str | None = None, token: str | bool | None = None) -> PreTrainedModel:
-    """A classifier from an instance, a local folder or a Hub id: ours through `load_relative_model`, any other
-    ``*ForSequenceClassification`` through `AutoModelForSequenceClassification` (safetensors only, checked)."""
-    if isinstance(source, PreTrainedModel):
-        return source
-    config = AutoConfig.from_pretrained(source, revision=revision, token=token)
-    if isinstance(config, RelativeEncoderConfig):
-        return load_relative_model(source, revision=revision, token=token)
-    model = safe_from_pretrained(
-        AutoModelForSequenceClassification.from_pretrained, source, what="classifier", revision=revision, token=token
-    )
-    if not is_local_path(source):
-        model._hub_commit = HfApi().model_info(str(source), revision=revision, token=token).sha
-    return model.eval()
-
-
-def resolve_tokenizer(model: PreTrainedModel, source, given, *, revision: str | None, token) -> Any:
-    """The tokenizer that embeds anchor texts for `model`: `given`, the model's own, or one saved with its source or
-    its base model.
-
-    Raises:
-        StitchingError: none of these has a tokenizer.
-    """
-    if given is not None:
-        return given
-    if getattr(model, "processor", None) is not None:
-        return model.processor
-    candidates = [] if isinstance(source, PreTrainedModel) else [(source, revision)]
-    for name in (getattr(model.config, "base_model", None), getattr(model.config, "name_or_path", None)):
-        if name:
-            candidates.append((name, None))
-    for candidate, candidate_revision in candidates:
-        try:
-            return AutoTokenizer.from_pretrained(candidate, revision=candidate_revision, token=token)
-        except (OSError, ValueError):
-            continue
-    raise StitchingError(
-        f"No tokenizer found for the {type(model).__name__} (looked at {[c for c, _ in candidates]}): pass "
-        "encoder_tokenizer= / head_tokenizer= (for compare_spaces, tokenizers=(a, b)), or anchor_latents=."
-    )
-
-
-def parallel_texts(anchors: ParallelAnchors) -> tuple[list[str], list[str]]:
-    """``(texts for the first model, texts for the second)``: one list for both, or a pair of parallel lists."""
-    if isinstance(anchors, str):
-        raise AnchorError("anchors is one string; pass a list of anchor texts, or a pair (texts_a, texts_b).")
-    if isinstance(anchors, tuple) and len(anchors) == 2 and not isinstance(anchors[0], str):
-        first, second = list(anchors[0]), list(anchors[1])
-    else:
-        first = second = list(anchors)
-    if len(first) != len(second):
-        raise AnchorError(
-            f"{len(first)} and {len(second)} anchor texts: anchor i of one model must be the counterpart of anchor i "
-            "of the other (the same sentence, or its translation)."
-        )
-    return first, second
-
-
-def latent_encoder(model: PreTrainedModel) -> torch.nn.Module:
-    """The module that gives `model`'s latents (ours: the encoder side, relative or absolute)."""
-    if isinstance(model, RelativeClassifierBase):
-        return RelativeLatents(model.encoder)
-    return ABSOLUTE_KINDS[absolute_kind(model)].encoder_of(model)
-
-
-def text_latents(model, source, texts: list[str], tokenizer, *, revision, token) -> tuple[torch.Tensor, Any]:
-    tokenizer = resolve_tokenizer(model, source, tokenizer, revision=revision, token=token)
-    prefix, max_length = text_settings(model, tokenizer)
-    return embed_with(latent_encoder(model), tokenizer, texts, prefix=prefix, max_length=max_length), tokenizer
-
-
-def describe(model: PreTrainedModel, source, revision: str | None, part: torch.nn.Module) -> dict:
-    """Where one half came from: source, base model, revision, resolved commit and a content hash of the half."""
-    origin = source if not isinstance(source, PreTrainedModel) else (model.config.name_or_path or None)
-    entry = {
-        "source": str(origin) if origin else None,
-        "base_model": getattr(model.config, "base_model", None) or model.config.name_or_path or None,
-        "architecture": type(model).__name__,
-        "content_sha256": state_fingerprint(part),
-    }
-    if revision is not None:
-        entry["revision"] = revision
-    if getattr(model, "_hub_commit", None) is not None:
-        entry["commit"] = model._hub_commit
-    return entry
-
-
-def parallel_fingerprint(first: list[str], second: list[str]) -> str:
-    """``sha256`` of the ordered (first, second) text pairs."""
-    payload = json.dumps(list(zip(first, second, strict=True)), ensure_ascii=False, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def stitch_with_translation(
-    encoder_from,
-    head_from,
+def stitch_translated(
+    encoder_from: ModelSource,
+    head_from: ModelSource,
     *,
-    translation: str,
+    translation: str = "orthogonal",
     anchors: ParallelAnchors | None = None,
     anchor_latents: tuple[torch.Tensor, torch.Tensor] | None = None,
     anchor_set_id: str | None = None,
+    encoder_tokenizer: Any = None,
+    head_tokenizer: Any = None,
     encoder_revision: str | None = None,
     head_revision: str | None = None,
     token: str | bool | None = None,
     share_weights: bool = False,
-    encoder_tokenizer: Any = None,
-    head_tokenizer: Any = None,
     report: bool = False,
 ) -> TranslatedModelForSequenceClassification:
     """`encoder_from`'s encoder half → a translation fitted on parallel anchors → `head_from`'s head half.
 
-    See `hf_relrep.stitch` for the arguments. ``anchor_latents=(source [k, d_X], target [k, d_Y])`` skips embedding
-    (e.g. cached features); otherwise `anchors` are embedded by both encoders (texts for X, texts for Y).
+    Stitches two *absolute* classifiers — ours with ``representation="absolute"``, or BERT-like and RoBERTa-like
+    ``*ForSequenceClassification`` models — trained on the same labels. Relative classifiers stitch without a
+    translation (`hf_relrep.stitch`).
+
+    Args:
+        encoder_from: a classifier, a local folder or a Hub id.
+        head_from: likewise.
+        translation: ``"orthogonal"``, ``"linear"`` or ``"affine"`` (`hf_relrep.fit_translation`).
+        anchors: the parallel anchor texts, one list for both models or a pair (texts for the encoder model, texts
+            for the head model); each model embeds its side.
+        anchor_latents: ``(encoder-side latents [k, d_X], head-side latents [k, d_Y])`` instead of `anchors` (e.g.
+            from cached features).
+        anchor_set_id: the name of the anchor set, recorded in the config and the card.
+        encoder_tokenizer, head_tokenizer: for models that come without their tokenizer.
+        encoder_revision, head_revision: Hub revisions (branch, tag or commit) of the two sources.
+        token: Hub token for private repositories.
+        share_weights: reuse the sources' parameter and buffer tensors instead of copying them.
+        report: compare the two spaces on the anchors (`hf_relrep.compare_latents`) and record it in
+            ``config.provenance["report"]`` and the model card.
+
+    Raises:
+        AnchorError: neither or both of `anchors` and `anchor_latents`, or anchor lists of different lengths.
+        StitchingError: different label sets, a relative classifier, or a classifier whose head cannot be split off.
+
+    Example:
+
+    ```python
+    >>> from hf_relrep import stitch_translated
+    >>> model = stitch_translated("me/absolute-fr", "me/absolute-en", translation="orthogonal", anchors=(fr, en))
+    ```
     """
     if (anchors is None) == (anchor_latents is None):
         raise AnchorError(
@@ -198,8 +122,8 @@ def stitch_with_translation(
     stitched.translation = fitted.to(next(encoder_half.parameters()).device)
     stitched.tokenizer = tokenizer
     config.provenance = {
-        "encoder": describe(encoder_model, encoder_from, encoder_revision, encoder_half),
-        "head": describe(head_model, head_from, head_revision, head_half),
+        "encoder": describe_source(encoder_model, encoder_from, encoder_revision, encoder_half, any_classifier=True),
+        "head": describe_source(head_model, head_from, head_revision, head_half, any_classifier=True),
         "anchor_set_id": anchor_set_id,
         "translation": {"method": translation, "num_anchors": config.num_anchors, "anchor_fingerprint": fingerprint},
     }
@@ -208,72 +132,4 @@ def stitch_with_translation(
     return stitched.eval()
 
 
-def anchor_latent_pair(encoder_model: RelativeClassifierBase, head_model: RelativeClassifierBase):
-    """The anchor latents of two relative models' encoder sides, in eval mode, without gradient."""
-    latents = []
-    for model in (encoder_model, head_model):
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                latents.append(model.encoder.anchor_latents().float().cpu())
-        finally:
-            model.train(was_training)
-    return tuple(latents)
-
-
-def compare_spaces(
-    model_a,
-    model_b,
-    anchors: ParallelAnchors | None = None,
-    *,
-    tokenizers: tuple[Any, Any] = (None, None),
-    k: int = 10,
-    revisions: tuple[str | None, str | None] = (None, None),
-    token: str | bool | None = None,
-) -> dict:
-    """How alike two models' latent spaces are on parallel anchors: `compare_latents`' report (CKA, kNN-Jaccard,
-    agreement of vanilla/robust/whiten relative vectors).
-
-    Args:
-        model_a, model_b: classifiers (ours, relative or absolute; BERT- or RoBERTa-like), folders or Hub ids.
-        anchors: texts for both, or a pair (texts for a, texts for b); ``None`` for two relative models uses their
-            own anchor sets (which must be parallel: same length).
-        tokenizers: for models without a tokenizer of their own.
-        k: neighbours for kNN-Jaccard.
-        revisions, token: Hub revisions and token.
-
-    Example:
-
-    ```python
-    >>> from hf_relrep import compare_spaces
-    >>> report = compare_spaces("me/relrep-en", "me/relrep-fr")
-    >>> report["cka_linear"], report["relative"]["robust"]["cosine"]
-    ```
-    """
-    a = load_classifier(model_a, revision=revisions[0], token=token)
-    b = load_classifier(model_b, revision=revisions[1], token=token)
-    if anchors is None:
-        if not (isinstance(a, RelativeClassifierBase) and isinstance(b, RelativeClassifierBase)):
-            raise AnchorError("Only relative models carry anchors of their own; pass anchors= texts for these models.")
-        latents_a, latents_b = anchor_latent_pair(a, b)
-    else:
-        texts_a, texts_b = parallel_texts(anchors)
-        latents_a, _ = text_latents(a, model_a, texts_a, tokenizers[0], revision=revisions[0], token=token)
-        latents_b, _ = text_latents(b, model_b, texts_b, tokenizers[1], revision=revisions[1], token=token)
-    if latents_a.shape[0] != latents_b.shape[0]:
-        raise AnchorError(
-            f"The models hold {latents_a.shape[0]} and {latents_b.shape[0]} anchors: compare them on a parallel set "
-            "(anchors=...)."
-        )
-    return compare_latents(latents_a, latents_b, k=k)
-
-
-__all__ = [
-    "anchor_latent_pair",
-    "compare_spaces",
-    "load_classifier",
-    "parallel_texts",
-    "resolve_tokenizer",
-    "stitch_with_translation",
-]
+__all__ = ["stitch_translated"]

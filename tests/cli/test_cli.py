@@ -16,7 +16,7 @@ from hf_relrep import RelativeModelForSequenceClassification, stitch
 from hf_relrep.cli import build_parser, main
 from hf_relrep.experiments.reproduce import run as reproduce_run
 from hf_relrep.hub import CARD_BEGIN, CARD_END
-from hf_relrep.stitching.relative import state_fingerprint
+from hf_relrep.stitching.sources import state_fingerprint
 
 
 ANCHORS_EN = ["a good film", "a bad film", "the plot was boring", "great acting", "terrible ending", "i love it"]

@@ -10,7 +10,7 @@ from transformers import AutoConfig, AutoTokenizer
 from hf_relrep import RelativeModelForSequenceClassification, stitch
 from hf_relrep.errors import AnchorError, CorruptDownloadError, SourceNotFoundError, UnsafeCheckpointError
 from hf_relrep.modeling.loading import load_backbone
-from hf_relrep.stitching.relative import state_fingerprint
+from hf_relrep.stitching.sources import state_fingerprint
 
 
 def _pickle_only_backbone(folder):

@@ -1,12 +1,13 @@
-"""stitch(): the encoder side of one model with the head of another; refusals when they do not correspond."""
+"""stitch(): the encoder side of one relative model with the head of another; refusals when they do not correspond."""
 
 import pytest
 import torch
 from tiny_models import ANCHORS_EN, ANCHORS_FR, relative_classifier
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertModel
 
-from hf_relrep import StitchingError
-from hf_relrep.stitching.relative import AbsoluteStitchingWarning, state_fingerprint, stitch
+from hf_relrep.errors import StitchingError
+from hf_relrep.stitching.relative import AbsoluteStitchingWarning, stitch
+from hf_relrep.stitching.sources import state_fingerprint
 
 
 def test_stitched_model_is_encoder_of_one_and_head_of_the_other(language_backbones, language_models, tmp_path):

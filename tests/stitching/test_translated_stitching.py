@@ -1,5 +1,5 @@
-"""stitch(..., translation=...): absolute models (ours, BERT-like, RoBERTa-like) stitched through a fitted latent
-translation; save → Auto load, the local Hub, the card, the space report, compare_spaces, refusals."""
+"""stitch_translated(...): absolute models (ours, BERT-like, RoBERTa-like) stitched through a fitted latent translation;
+save → Auto load, the local Hub, the card, the space report, compare_spaces, refusals."""
 
 import itertools
 import random
@@ -20,14 +20,14 @@ from transformers import (
 )
 
 from hf_relrep import (
-    AnchorError,
-    StitchingError,
     TranslatedModelForSequenceClassification,
     compare_spaces,
     fit_translation,
     stitch,
 )
-from hf_relrep.stitching.relative import state_fingerprint
+from hf_relrep.errors import AnchorError, StitchingError
+from hf_relrep.stitching import stitch_translated
+from hf_relrep.stitching.sources import state_fingerprint
 
 
 def _sentences(count: int, seed: int = 0) -> list[str]:
@@ -81,7 +81,7 @@ def hf_classifiers(language_backbones, tmp_path_factory):
 
 def test_absolute_models_of_different_sizes_stitch_through_a_translation(language_backbones, tmp_path):
     english, french = _absolute(language_backbones[0], 1), _absolute(language_backbones[1], 2)
-    stitched = stitch(
+    stitched = stitch_translated(
         encoder_from=french, head_from=english, translation="orthogonal", anchors=(ANCHORS[::-1], ANCHORS),
         anchor_set_id="test@1",
     )  # fmt: skip
@@ -121,7 +121,7 @@ def test_absolute_models_of_different_sizes_stitch_through_a_translation(languag
 @pytest.mark.parametrize("method", ["orthogonal", "linear", "affine"])
 def test_a_model_stitched_with_itself_gives_back_its_own_logits(language_backbones, method):
     english = _absolute(language_backbones[0], 3)
-    stitched = stitch(encoder_from=english, head_from=english, translation=method, anchors=ANCHORS)
+    stitched = stitch_translated(encoder_from=english, head_from=english, translation=method, anchors=ANCHORS)
     batch = _batch(language_backbones[0])
     torch.testing.assert_close(stitched(**batch).logits, english(**batch).logits, atol=1e-4, rtol=1e-4)
 
@@ -132,7 +132,9 @@ def test_bert_like_roberta_like_and_our_absolute_halves_stitch_both_ways(
 ):
     ours = _absolute(language_backbones[0], 4)
     source = {"bert": hf_classifiers["bert"], "roberta": hf_classifiers["roberta"], "ours": ours}
-    stitched = stitch(encoder_from=source[encoder], head_from=source[head], translation="linear", anchors=ANCHORS)
+    stitched = stitch_translated(
+        encoder_from=source[encoder], head_from=source[head], translation="linear", anchors=ANCHORS
+    )
     batch = _batch(language_backbones[0])
     models = {k: v if not isinstance(v, Path) else AutoModelForSequenceClassification.from_pretrained(v).eval()
               for k, v in source.items()}  # fmt: skip
@@ -147,7 +149,7 @@ def test_bert_like_roberta_like_and_our_absolute_halves_stitch_both_ways(
 def test_cached_anchor_latents_and_shared_weights(language_backbones):
     english, french = _absolute(language_backbones[0], 1), _absolute(language_backbones[1], 2)
     source, target = torch.randn(20, 48), torch.randn(20, 32)
-    stitched = stitch(
+    stitched = stitch_translated(
         encoder_from=french, head_from=english, translation="affine", anchor_latents=(source, target),
         share_weights=True,
     )  # fmt: skip
@@ -162,7 +164,7 @@ def test_push_and_pull_through_the_hub_with_our_card(local_hub, language_backbon
     english, french = _absolute(language_backbones[0], 1), _absolute(language_backbones[1], 2)
     english.push_to_hub("test-user/abs-en")
     french.push_to_hub("test-user/abs-fr")
-    stitched = stitch(
+    stitched = stitch_translated(
         encoder_from="test-user/abs-fr", head_from="test-user/abs-en", translation="orthogonal",
         anchors=(ANCHORS_FR, ANCHORS_EN), anchor_set_id="en-fr-test@1", report=True,
         encoder_tokenizer=AutoTokenizer.from_pretrained(language_backbones[1]),
@@ -207,20 +209,20 @@ def test_refusals(language_backbones, language_models, tmp_path):
     english, french = language_models
     absolute = _absolute(language_backbones[0], 1)
     with pytest.raises(StitchingError, match="relative models stitch without translation"):
-        stitch(encoder_from=french, head_from=absolute, translation="orthogonal", anchors=ANCHORS)
+        stitch_translated(encoder_from=french, head_from=absolute, translation="orthogonal", anchors=ANCHORS)
     with pytest.raises(AnchorError, match="parallel anchors"):
-        stitch(encoder_from=absolute, head_from=absolute, translation="orthogonal")
+        stitch_translated(encoder_from=absolute, head_from=absolute, translation="orthogonal")
     with pytest.raises(AnchorError, match="counterpart"):
-        stitch(encoder_from=absolute, head_from=absolute, translation="orthogonal", anchors=(ANCHORS, ANCHORS[:5]))
-    with pytest.raises(StitchingError, match="translation="):
+        stitch_translated(encoder_from=absolute, head_from=absolute, anchors=(ANCHORS, ANCHORS[:5]))
+    with pytest.raises(StitchingError, match="stitch_translated"):
         stitch(encoder_from=french, head_from=english, anchors=ANCHORS)
     other_labels = relative_classifier(
         language_backbones[0], None, 2, representation="absolute", id2label={0: "a", 1: "b"}
     )
     with pytest.raises(StitchingError, match="label sets differ"):
-        stitch(encoder_from=absolute, head_from=other_labels, translation="linear", anchors=ANCHORS)
+        stitch_translated(encoder_from=absolute, head_from=other_labels, translation="linear", anchors=ANCHORS)
     distil = DistilBertForSequenceClassification(
         DistilBertConfig(vocab_size=128, dim=32, n_layers=1, n_heads=2, hidden_dim=37, id2label=LABELS)
     )
     with pytest.raises(StitchingError, match="cannot split"):
-        stitch(encoder_from=distil, head_from=absolute, translation="linear", anchors=ANCHORS)
+        stitch_translated(encoder_from=distil, head_from=absolute, translation="linear", anchors=ANCHORS)
