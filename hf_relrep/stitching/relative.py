@@ -5,6 +5,7 @@
 """
 
 import copy
+import sys
 import warnings
 
 from ..alignment.diagnostics import compare_latents
@@ -17,6 +18,15 @@ from .sources import ModelSource, describe_source, load_relative_model
 
 class AbsoluteStitchingWarning(UserWarning):
     """Absolute representations of two separately trained models are not aligned: expect chance-level accuracy."""
+
+
+def _caller_stacklevel() -> int:
+    """The `stacklevel` that points a warning raised here at the first caller outside `hf_relrep.stitching`
+    (whether it called `check_stitchable`, `stitch`, or `stitch` through the package's deprecation wrapper)."""
+    level, frame = 2, sys._getframe(2)  # level 1: the function that warns; 2: its caller
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(f"{__package__}."):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def check_stitchable(encoder_config: RelativeEncoderConfig, head_config: RelativeEncoderConfig) -> None:
@@ -42,7 +52,7 @@ def check_stitchable(encoder_config: RelativeEncoderConfig, head_config: Relativ
             "accuracy. This is the baseline the relative representation is compared with; stitch_translated(..., "
             "translation='orthogonal', anchors=...) fits a map between the spaces instead.",
             AbsoluteStitchingWarning,
-            stacklevel=3,
+            stacklevel=_caller_stacklevel(),
         )
         return
     if encoder_config.num_anchors != head_config.num_anchors:
@@ -80,7 +90,7 @@ def check_stitchable(encoder_config: RelativeEncoderConfig, head_config: Relativ
             f"The encoder model's statistics come from {encoder_config.stats!r}, the head's from "
             f"{head_config.stats!r}: relative vectors may be distributed differently from what the head saw.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=_caller_stacklevel(),
         )
 
 

@@ -86,6 +86,18 @@ def test_the_public_stitch_of_relative_models_warns_nothing(language_models, rec
     assert state_fingerprint(stitched) == state_fingerprint(relative.stitch(french, english))
 
 
+def test_a_stitching_warning_points_at_the_caller_through_any_path(language_backbones):
+    english = relative_classifier(language_backbones[0], None, 1, representation="absolute")
+    other = relative_classifier(language_backbones[0], None, 2, representation="absolute")
+    for stitch in (hf_relrep.stitch, relative.stitch):
+        with pytest.warns(relative.AbsoluteStitchingWarning) as caught:
+            stitch(english, other)
+        assert [w.filename for w in caught] == [__file__]
+    with pytest.warns(relative.AbsoluteStitchingWarning) as caught:
+        relative.check_stitchable(english.config, other.config)
+    assert [w.filename for w in caught] == [__file__]
+
+
 def test_anchors_without_a_translation_point_to_stitch_translated(language_backbones):
     model = relative_classifier(language_backbones[0], ANCHORS_EN, 1)
     with pytest.raises(StitchingError, match="anchor_latents=.*stitch_translated"):
