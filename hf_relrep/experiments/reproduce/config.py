@@ -18,7 +18,7 @@ class Method:
 
     `anchor_strategy` chooses the anchors among a pool of parallel candidates (`hf_relrep.select_anchors`) instead of
     taking the dataset's; `translation` stitches through a latent translation fitted on the anchors
-    (`hf_relrep.stitch(..., translation=...)`, for absolute models). See `hf_relrep.experiments.reproduce.alignment`.
+    (`hf_relrep.stitch_translated`, for absolute models). See `hf_relrep.experiments.reproduce.alignment`.
     """
 
     representation: str = "relative"
