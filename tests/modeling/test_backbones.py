@@ -14,27 +14,18 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
-from tiny_models import save_tiny_backbone
-from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
-from tokenizers import models as tokenizer_models
+from tiny_models import TEXT_FAMILIES, TEXT_SIZES
 from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForAudioClassification,
     AutoModelForImageClassification,
     AutoModelForSequenceClassification,
-    BartConfig,
     CLIPVisionConfig,
     ConvNextConfig,
     Dinov2Config,
-    DistilBertConfig,
-    GPT2Config,
-    LlamaConfig,
-    PreTrainedTokenizerFast,
     ResNetConfig,
-    RobertaConfig,
     SwinConfig,
-    T5Config,
     ViTConfig,
     Wav2Vec2Config,
     Wav2Vec2FeatureExtractor,
@@ -45,10 +36,6 @@ from transformers import (
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from hf_relrep import (
-    AnchorError,
-    BackboneError,
-    ModalityError,
-    ProcessorError,
     RelativeModel,
     RelativeModelForAudioClassification,
     RelativeModelForImageClassification,
@@ -56,12 +43,11 @@ from hf_relrep import (
     RelRepError,
     stitch,
 )
+from hf_relrep.errors import AnchorError, BackboneError, ModalityError, ProcessorError
 from hf_relrep.modeling import ANCHORS_FILE
 
 
 LABELS = {0: "negative", 1: "neutral", 2: "positive"}
-SPECIALS = ["<pad>", "<s>", "</s>", "<unk>", "[CLS]", "[SEP]"]
-WORDS = "a the film movie plot was is good bad great boring fun not very i love hate it story ending nice".split()
 ANCHOR_TEXTS = ["a good film", "a bad film", "the plot was boring", "great fun", "i hate it", "a nice story"]
 TEXTS = ["the movie was great", "a boring plot", "i love it", "not very good film"]
 IMAGE_SIZE = 32
@@ -69,39 +55,7 @@ SAMPLING_RATE = 16000
 
 
 # ---------------------------------------------------------------- tiny backbones and processors, saved like checkpoints
-def word_tokenizer(template: str | None, *, pad: bool = True, **kwargs: Any) -> PreTrainedTokenizerFast:
-    """A whitespace word-level tokenizer over `WORDS`; `template` adds special tokens (e.g. ``"<s> $A </s>"``)."""
-    vocab = {token: index for index, token in enumerate(SPECIALS + WORDS)}
-    backend = Tokenizer(tokenizer_models.WordLevel(vocab, unk_token="<unk>"))
-    # Lower case, punctuation dropped: an anchor of punctuation alone tokenizes to nothing.
-    backend.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.Replace(Regex(r"[!?.,;:]"), "")])
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    if template is not None:
-        backend.post_processor = processors.TemplateProcessing(
-            single=template, special_tokens=[(token, vocab[token]) for token in SPECIALS if token in template]
-        )
-    specials = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", **kwargs}
-    if pad:
-        specials["pad_token"] = "<pad>"
-    return PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=64, **specials)
-
-
-TEXT_SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
-TOKENS = dict(vocab_size=len(SPECIALS) + len(WORDS), pad_token_id=0, bos_token_id=1, eos_token_id=2)
 VISION = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, image_size=IMAGE_SIZE)
-
-
-def text_backbone(config_fn: Callable[[], Any], template: str | None, **tokenizer_kwargs: Any) -> Callable:
-    def save(path: Path) -> None:
-        torch.manual_seed(0)
-        AutoModel.from_config(config_fn()).save_pretrained(path)
-        word_tokenizer(template, **tokenizer_kwargs).save_pretrained(path)
-
-    return save
-
-
-def save_bert(path: Path) -> None:
-    save_tiny_backbone(path)
 
 
 def vision_backbone(config_fn: Callable[[], Any]) -> Callable:
@@ -168,67 +122,13 @@ class Backbone:
         return self.name
 
 
-VOCAB = TOKENS["vocab_size"]
 SWIN = dict(image_size=IMAGE_SIZE, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[2, 2], window_size=4)
-BART = dict(encoder_layers=2, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2)
+TEXT_PARTNERS = {"bert": "gpt2", "roberta": "t5", "distilbert": "bart", "gpt2": "bert", "llama": "roberta",
+                 "t5": "llama", "bart": "distilbert"}  # fmt: skip
 BACKBONES = [
-    Backbone("bert", "text", save_bert, partner="gpt2"),
-    Backbone(
-        "roberta",
-        "text",
-        text_backbone(lambda: RobertaConfig(**TEXT_SIZES, **TOKENS, max_position_embeddings=70), "<s> $A </s>"),
-        partner="t5",
-    ),
-    Backbone(
-        "distilbert",
-        "text",
-        text_backbone(
-            lambda: DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=37, vocab_size=VOCAB, pad_token_id=0),
-            "[CLS] $A [SEP]",
-        ),
-        partner="bart",
-    ),
-    Backbone(  # no pad token, as GPT-2's tokenizer ships
-        "gpt2",
-        "text",
-        text_backbone(
-            lambda: GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=VOCAB, bos_token_id=1, eos_token_id=2),
-            None,
-            pad=False,
-        ),
-        partner="bert",
-        pad_token=False,
-    ),
-    Backbone(
-        "llama",
-        "text",
-        text_backbone(
-            lambda: LlamaConfig(**TEXT_SIZES, num_key_value_heads=2, **TOKENS), "<s> $A", padding_side="left"
-        ),
-        partner="roberta",
-        padding_side="left",
-    ),
-    Backbone(
-        "t5",
-        "text",
-        text_backbone(
-            lambda: T5Config(
-                d_model=32, d_ff=37, d_kv=16, num_layers=2, num_heads=2, decoder_start_token_id=0, **TOKENS
-            ),
-            "$A </s>",
-        ),
-        partner="llama",
-    ),
-    Backbone(
-        "bart",
-        "text",
-        text_backbone(
-            lambda: BartConfig(
-                d_model=32, encoder_ffn_dim=37, decoder_ffn_dim=37, max_position_embeddings=64, **BART, **TOKENS
-            ),
-            "<s> $A </s>",
-        ),
-        partner="distilbert",
+    *(
+        Backbone(family.name, "text", family.save, TEXT_PARTNERS[family.name], family.padding_side, family.pad_token)
+        for family in TEXT_FAMILIES
     ),
     Backbone("vit", "image", vision_backbone(lambda: ViTConfig(**VISION, patch_size=8)), partner="convnext"),
     Backbone(
@@ -294,19 +194,28 @@ def batch(model: Any, raw: list[Any], *, padding_side: str = "right") -> dict[st
     return dict(processor(raw, sampling_rate=SAMPLING_RATE, return_tensors="pt"))
 
 
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory) -> dict[str, Path]:
+@pytest.fixture(scope="session")
+def folders(tmp_path_factory, text_family_folders) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("backbones")
-    made = {}
+    made = dict(text_family_folders)
     for backbone in BACKBONES:
-        made[backbone.name] = root / backbone.name
-        backbone.save(made[backbone.name])
+        if backbone.name not in made:
+            made[backbone.name] = root / backbone.name
+            backbone.save(made[backbone.name])
     return made
 
 
-@pytest.fixture(scope="module")
-def models(folders) -> dict[str, Any]:
-    return {name: build(BY_NAME[name], folder, seed=index) for index, (name, folder) in enumerate(folders.items())}
+@pytest.fixture
+def models(folders, session_model) -> dict[str, Any]:
+    """This test's copies of the matrix's models, by backbone name: each built once per session, copied on first use."""
+    seeds = {backbone.name: index for index, backbone in enumerate(BACKBONES)}
+
+    class Copies(dict):
+        def __missing__(self, name: str) -> Any:
+            self[name] = session_model(("backbones", name), lambda: build(BY_NAME[name], folders[name], seeds[name]))
+            return self[name]
+
+    return Copies()
 
 
 @pytest.mark.parametrize("backbone", BACKBONES, ids=str)
