@@ -1,85 +1,48 @@
 """The configs, single sources of truth of hf-relrep's models: `RelativeEncoderConfig` (a relative-representation
 classifier) and `TranslatedStitchConfig` (two absolute classifiers stitched through a latent translation)."""
 
-import hashlib
-import json
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import torch
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, GenerationConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .alignment.translation import TRANSLATION_METHODS
-from .errors import AnchorError, ConfigurationError
+from .anchors.identity import anchor_fingerprint, check_anchor_count
+from .errors import ConfigurationError
+from .relative.layers import ADAPTERS, HEADS
+from .relative.normalizations import NORMALIZATIONS, STATISTICS_SOURCES
 from .relative.pooling import POOLING_MODES, backbone_output_size
-from .relative.projection import NORMALIZATIONS, STATISTICS_SOURCES, check_anchor_count
 from .relative.similarities import similarity_parts
+from .utils.registry import Registry
 from .version import __version__
 
 
-REPRESENTATIONS = ("relative", "absolute")
+@dataclass(frozen=True)
+class Representation:
+    """What the head of a `RelativeEncoderConfig` model reads.
+
+    Attributes:
+        uses_anchors: the model holds anchors and compares latents to them.
+        reads: the field of `RelativeModelOutput` the head reads (``"relative"`` or ``"latents"``).
+    """
+
+    uses_anchors: bool
+    reads: str
+
+
+REPRESENTATIONS: Registry[Representation] = Registry("representation")
+REPRESENTATIONS.register("relative", Representation(uses_anchors=True, reads="relative"))
+REPRESENTATIONS.register("absolute", Representation(uses_anchors=False, reads="latents"))
 # Keyword arguments PreTrainedConfig itself understands beyond its fields (see its __post_init__).
 _BASE_CONFIG_KWARGS = {
     "num_labels", "torch_dtype", "output_attentions", "attn_implementation", "experts_implementation", "name_or_path",
     "_commit_hash", "per_layer_config", "model_type", "rope_scaling", "rope_theta", "_attn_implementation_internal",
     "_experts_implementation_internal",
 }  # fmt: skip
-ADAPTERS = ("none", "linear", "mlp")
-HEADS = ("linear", "mlp")
-
-
-def _tensor_bytes(tensor: Any) -> tuple[str, bytes]:
-    """``(dtype|shape|, bytes)`` of a tensor or array, on the CPU, in C order."""
-    array = np.ascontiguousarray(tensor.detach().cpu().numpy() if isinstance(tensor, torch.Tensor) else tensor)
-    return f"{array.dtype.str}|{','.join(map(str, array.shape))}|", array.tobytes()
-
-
-def anchor_fingerprint(raw: Sequence[Any], token_ids: Any = None) -> str:
-    """A stable identifier of an exact, ordered anchor set: the raw anchors and, when given, what the model stores.
-
-    - `raw` texts: ``sha256`` of their JSON encoding; raw arrays (images, audio): ``sha256`` over each one's dtype,
-      shape and bytes.
-    - With `token_ids` (a tensor, or a sequence or mapping of tensors: for text, the stored ``anchor_input_ids`` and
-      ``anchor_attention_mask``), the fingerprint covers them too: ``sha256("hf-relrep/anchors+ids" ‖ raw fingerprint
-      ‖ dtype, shape and bytes of each tensor)``. Editing the texts in config.json, or the ids in the weights, then
-      no longer matches the saved ``config.anchor_fingerprint`` (checked when the model is loaded).
-
-    Args:
-        raw: the anchors as given: a list of strings, or of arrays/tensors.
-        token_ids: what the model derived from them and stores (token ids, attention mask), or None.
-
-    Returns:
-        ``"sha256:<64 hex digits>"``.
-    """
-    if isinstance(raw, (str, bytes)):
-        raise AnchorError("The anchors are one string; pass a list of anchors (e.g. anchor_texts=[text1, text2]).")
-    raw = list(raw)
-    if all(isinstance(item, str) for item in raw):
-        digest = hashlib.sha256(json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-    else:
-        digest = hashlib.sha256()
-        for item in raw:
-            header, payload = _tensor_bytes(item)
-            digest.update(header.encode())
-            digest.update(payload)
-    fingerprint = "sha256:" + digest.hexdigest()
-    if token_ids is None:
-        return fingerprint
-    if isinstance(token_ids, Mapping):
-        token_ids = [token_ids[key] for key in sorted(token_ids)]
-    elif isinstance(token_ids, (torch.Tensor, np.ndarray)):
-        token_ids = [token_ids]
-    digest = hashlib.sha256(b"hf-relrep/anchors+ids\0" + fingerprint.encode())
-    for tensor in token_ids:
-        header, payload = _tensor_bytes(tensor)
-        digest.update(header.encode())
-        digest.update(payload)
-    return "sha256:" + digest.hexdigest()
 
 
 def _check_number(name: str, value: Any, low: float, high: float, *, low_open=False, high_open=False, hint="") -> None:
@@ -92,11 +55,6 @@ def _check_number(name: str, value: Any, low: float, high: float, *, low_open=Fa
         raise ConfigurationError(f"{name} must lie in {left}{low:g}, {high_text}{right}{hint}, got {value!r}.")
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigurationError(f"Unknown {name}={value!r}; choose one of {', '.join(map(repr, choices))}.")
-
-
 @strict
 class RelativeEncoderConfig(PreTrainedConfig):
     r"""Configuration of a [`RelativeModelForSequenceClassification`].
@@ -104,11 +62,15 @@ class RelativeEncoderConfig(PreTrainedConfig):
     The model reads: text → `backbone` → `pooling` → optional `adapter` → latent z → relative projection against
     the anchors (or nothing, in `"absolute"` mode) → classification `head` → logits.
 
+    Every named setting is checked against its registry (`registries()`: `POOLING_MODES`, `ADAPTERS`,
+    `REPRESENTATIONS`, `NORMALIZATIONS`, `STATISTICS_SOURCES`, `HEADS`); a name registered there is accepted here.
+
     Args:
         backbone (`PreTrainedConfig` or `dict`):
             Configuration of the wrapped model, any architecture `AutoModel` can build.
         pooling (`str`, defaults to `"cls"`):
-            `"cls"` (the paper), `"mean"` (sentence-transformers, e5), `"max"` or `"last"`.
+            `"cls"` (the paper), `"mean"` (sentence-transformers, e5), `"max"`, `"last"` or `"pooler"` (the backbone's
+            own pooled output).
         adapter (`str`, defaults to `"none"`):
             An optional trainable map after pooling: `"none"`, `"linear"` or `"mlp"` (Linear-GELU-Linear). Useful on a
             frozen backbone, so that the latent still has trainable parameters.
@@ -209,21 +171,29 @@ class RelativeEncoderConfig(PreTrainedConfig):
                 stacklevel=3,
             )
         super().__post_init__(**kwargs)
-        _check_choice("pooling", self.pooling, POOLING_MODES)
-        _check_choice("adapter", self.adapter, ADAPTERS)
-        _check_choice("representation", self.representation, REPRESENTATIONS)
-        _check_choice("normalization", self.normalization, NORMALIZATIONS)
-        _check_choice("stats", self.stats, STATISTICS_SOURCES + ("running",))
-        _check_choice("head", self.head, HEADS)
+        for name, registry in self.registries().items():
+            registry.check(getattr(self, name), what=name)
         parts = similarity_parts(self.similarity)
         self.similarity = parts[0] if len(parts) == 1 else list(parts)  # JSON-stable: one name, or a list
         self._check_numbers()
         # The fingerprint covers the texts and the token ids in the weights: it is set by set_anchors and checked
         # when the weights are loaded (RelativePreTrainedModel.from_pretrained), not here, where no ids exist.
-        if self.representation == "relative" and self.anchor_texts is not None:
+        if REPRESENTATIONS[self.representation].uses_anchors and self.anchor_texts is not None:
             check_anchor_count(len(self.anchor_texts), fix="pass more anchor_texts")
-        if self.representation == "relative" and self.anchor_texts is None and self.anchor_count is not None:
+        elif REPRESENTATIONS[self.representation].uses_anchors and self.anchor_count is not None:
             check_anchor_count(self.anchor_count, fix="pass more anchors")
+
+    @staticmethod
+    def registries() -> dict[str, Registry]:
+        """The named settings and the registry each is checked against (a new registration is accepted at once)."""
+        return {
+            "pooling": POOLING_MODES,
+            "adapter": ADAPTERS,
+            "representation": REPRESENTATIONS,
+            "normalization": NORMALIZATIONS,
+            "stats": STATISTICS_SOURCES,
+            "head": HEADS,
+        }
 
     def _check_numbers(self) -> None:
         """Every numeric setting in its range, finite: refused here rather than as NaN logits later."""
@@ -267,7 +237,7 @@ class RelativeEncoderConfig(PreTrainedConfig):
     @property
     def head_input_size(self) -> int:
         """What the head reads: anchors × similarity parts (relative) or the latent size (absolute)."""
-        if self.representation != "relative":
+        if not REPRESENTATIONS[self.representation].uses_anchors:
             return self.latent_size
         return self.num_anchors * (1 if isinstance(self.similarity, str) else len(self.similarity))
 

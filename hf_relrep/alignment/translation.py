@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import AnchorError, ConfigurationError, NonFiniteError
+from ..utils.registry import Registry
 
 
 Solver = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -39,14 +40,18 @@ class TranslationMethod:
     scaled: bool = False
 
 
-TRANSLATION_METHODS: dict[str, TranslationMethod] = {}
+TRANSLATION_METHODS: Registry[TranslationMethod] = Registry("translation method")
 
 
 def register_translation_method(name: str, *, scaled: bool = False) -> Callable[[Solver], Solver]:
-    """Add a solver to `TRANSLATION_METHODS`; `scaled` divides each centred space by its anchors' RMS norm first."""
+    """Add a solver to `TRANSLATION_METHODS`; `scaled` divides each centred space by its anchors' RMS norm first.
+
+    Raises:
+        ConfigurationError: `name` is taken.
+    """
 
     def decorator(solver: Solver) -> Solver:
-        TRANSLATION_METHODS[name] = TranslationMethod(solver, scaled)
+        TRANSLATION_METHODS.register(name, TranslationMethod(solver, scaled))
         return solver
 
     return decorator

@@ -3,7 +3,8 @@
 `select_anchors` returns *indices* into the pool, so that the parallel counterparts of the chosen anchors (the same
 sentences translated, the same images seen by another model) are taken by the same index from the other pool.
 
-Strategies live in a registry, `ANCHOR_STRATEGIES` (name → callable); adding one is one decorated function:
+Strategies live in a registry, `ANCHOR_STRATEGIES` (name → callable); adding one is one decorated function
+(`register_anchor_strategy`, which refuses a taken name):
 
 - ``"random"``: a uniform sample without replacement.
 - ``"stratified"``: a uniform sample within each class, class sizes proportional to the label counts, every class
@@ -23,10 +24,11 @@ from contextlib import contextmanager
 import torch
 
 from ..errors import AnchorError, ConfigurationError, DataError, NonFiniteError
+from ..utils.registry import Registry
 
 
 AnchorStrategy = Callable[..., torch.Tensor]
-ANCHOR_STRATEGIES: dict[str, AnchorStrategy] = {}
+ANCHOR_STRATEGIES: Registry[AnchorStrategy] = Registry("anchor strategy")
 
 # k-means: Lloyd iterations run on a random subsample of max(this many points per cluster, the floor) candidates, the
 # medoids are then taken from the whole pool; k-means++ seeding runs on a smaller subsample, sized likewise.
@@ -44,17 +46,15 @@ MEDOID_SHORTLIST = 8
 
 
 def register_anchor_strategy(name: str) -> Callable[[AnchorStrategy], AnchorStrategy]:
-    """Add a strategy to `ANCHOR_STRATEGIES`.
+    """A decorator that adds a strategy to `ANCHOR_STRATEGIES` under `name`.
 
     The callable receives ``(candidates [n, d] float tensor, k, *, generator, labels)`` (``labels`` a ``[n]`` long
     tensor of class ids, or ``None``) and returns a ``[k]`` long tensor of distinct indices.
+
+    Raises:
+        ConfigurationError: `name` is taken.
     """
-
-    def decorator(function: AnchorStrategy) -> AnchorStrategy:
-        ANCHOR_STRATEGIES[name] = function
-        return function
-
-    return decorator
+    return ANCHOR_STRATEGIES.register(name)
 
 
 def squared_distances(
@@ -357,10 +357,7 @@ def select_anchors(
     torch.Size([16])
     ```
     """
-    if strategy not in ANCHOR_STRATEGIES:
-        raise ConfigurationError(
-            f"Unknown anchor strategy {strategy!r}; choose one of {', '.join(ANCHOR_STRATEGIES)}."
-        )
+    ANCHOR_STRATEGIES.check(strategy)
     if labels is not None and strategy != "stratified":
         raise ConfigurationError(f"labels are read by strategy='stratified' only; drop them for {strategy!r}.")
     latents = candidate_latents(candidates, embed)

@@ -7,8 +7,9 @@ import re
 from torch import nn
 from transformers import PreTrainedModel
 
-from ..configuration import RelativeEncoderConfig, anchor_fingerprint
-from ..errors import AnchorError, OutputExistsError
+from ..anchors.identity import check_anchor_identity
+from ..configuration import RelativeEncoderConfig
+from ..errors import OutputExistsError
 from ..relative.projection import RelativeProjection
 from ..utils.files import atomic_folder, clean_leftovers
 from .loading import is_local_path, safe_from_pretrained, verify_download
@@ -22,32 +23,6 @@ _SAVE_OUTPUTS = re.compile(
 
 def _written_by_save(name: str) -> bool:
     return _SAVE_OUTPUTS.fullmatch(name) is not None
-
-
-def check_anchor_identity(model: nn.Module) -> None:
-    """Refuse a loaded model whose anchors (texts in config.json, token ids in the weights) are not the saved ones.
-
-    The config's ``anchor_fingerprint`` covers the raw anchors and the stored token ids (`anchor_fingerprint`); a
-    fingerprint of the texts alone (written by hf-relrep 0.1) is accepted and brought up to date.
-
-    Raises:
-        AnchorError: the anchors were edited after saving, saying how to re-tokenize them.
-    """
-    for module in model.modules():
-        stored = getattr(getattr(module, "config", None), "anchor_fingerprint", None)
-        current = module.current_anchor_fingerprint() if isinstance(module, RelativePreTrainedModel) else None
-        if stored is None or current is None or stored == current:
-            continue
-        texts = module.config.anchor_texts
-        if texts is not None and stored == anchor_fingerprint(texts):
-            module.config.anchor_fingerprint = current  # hf-relrep 0.1: texts only; the ids come with the weights
-            continue
-        raise AnchorError(
-            "The anchors do not match the saved anchor_fingerprint: config.json's anchor_texts or the anchor token ids "
-            "in the weights were changed after saving, so the head would read similarities to other anchors. Restore "
-            "the original files, or re-tokenize the anchors: model.encoder.set_anchors(model.config.anchor_texts, "
-            "tokenizer), then train (or at least re-evaluate) the head and save again."
-        )
 
 
 class RelativePreTrainedModel(PreTrainedModel):
@@ -138,7 +113,8 @@ class RelativePreTrainedModel(PreTrainedModel):
         """Hook: read back what `save_extra_files` wrote. Nothing by default."""
 
     def current_anchor_fingerprint(self) -> str | None:
-        """Hook: the fingerprint of the anchors this module holds now (`None`: it holds none)."""
+        """Hook: the fingerprint of the anchors this module holds now (`None`: it holds none); `from_pretrained`
+        compares it with ``config.anchor_fingerprint`` (`hf_relrep.anchors.identity.check_anchor_identity`)."""
         return None
 
     def _init_weights(self, module: nn.Module) -> None:

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 from transformers import AutoConfig, PreTrainedModel
 
-from ..configuration import RelativeEncoderConfig
+from ..anchors.identity import check_anchor_count
+from ..configuration import REPRESENTATIONS, RelativeEncoderConfig
 from ..errors import BackboneError, ModalityError, ProcessorError, RelRepError
 from ..hub import RelativeHubMixin
-from ..relative.projection import check_anchor_count
 from .base import RelativePreTrainedModel
 from .encoder import RelativeModel, encoder_of
 from .heads import ClassificationHead
@@ -99,7 +99,7 @@ class RelativeClassifierBase(RelativeHubMixin, RelativePreTrainedModel):
         super().__init__(config)
         modality = modality_of(config.backbone)
         self.check_modality(modality, config.backbone.model_type)
-        if config.representation == "relative":
+        if REPRESENTATIONS[config.representation].uses_anchors:
             check_anchor_count(
                 config.num_anchors,
                 fix=f"use from_backbone_pretrained(..., {modality.anchor_argument}=[...]), or representation="
@@ -143,7 +143,7 @@ class RelativeClassifierBase(RelativeHubMixin, RelativePreTrainedModel):
     ) -> "RelativeClassifierBase":
         """The shared body of the task classes' ``from_backbone_pretrained``."""
         argument = MODALITIES[cls.modality_name].anchor_argument if cls.modality_name else "anchors"
-        if representation == "relative":
+        if REPRESENTATIONS[representation].uses_anchors:
             check_anchor_count(
                 len(anchors or ()),
                 fix=f"pass {argument}, or representation='absolute' for the baseline without anchors",
@@ -203,7 +203,7 @@ class RelativeClassifierBase(RelativeHubMixin, RelativePreTrainedModel):
             output_attentions=output_attentions,
             **inputs,
         )
-        features = encoded.relative if self.config.representation == "relative" else encoded.latents
+        features = getattr(encoded, REPRESENTATIONS[self.config.representation].reads)
         logits = self.head(features)
         loss = self.classification_loss(logits, labels) if labels is not None else None
         output = RelativeSequenceClassifierOutput(

@@ -14,11 +14,12 @@ import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
+from ..anchors.identity import anchor_fingerprint, check_anchor_count
 from ..anchors.storage import read_anchor_store, save_anchor_arrays
-from ..configuration import RelativeEncoderConfig, anchor_fingerprint
+from ..configuration import REPRESENTATIONS, RelativeEncoderConfig
 from ..errors import AnchorError, ProcessorError
 from ..relative.pooling import backbone_output_size, pool_outputs
-from ..relative.projection import RelativeProjection, check_anchor_count
+from ..relative.projection import RelativeProjection
 from .base import RelativePreTrainedModel
 from .heads import build_adapter
 from .loading import without_pooler
@@ -407,7 +408,7 @@ class RelativeModel(RelativePreTrainedModel):
             input_features=input_features,
         )
         relative = anchors = None
-        if self.config.representation == "relative":
+        if REPRESENTATIONS[self.config.representation].uses_anchors:
             anchors = self.anchor_latents()
             relative = self.projection(latents, anchors.to(latents.dtype))
         if self.training:

@@ -9,57 +9,27 @@ cosines, latents and anchors may be normalized with the statistics of a referenc
   ``â_i = (a_i − μ_B) / σ_B``, ``T(z) = (cos(ẑ, â_i))_i``; invariant to ``z ↦ DPz + h`` (permutation P, invertible
   diagonal D, shift h) applied to z, A and B alike.
 - ``"whiten"``: ``ẑ = L⁻¹(z − μ_B)`` with ``Σ_B = LLᵀ``; invariant to every invertible affine map ``z ↦ Mz + h``.
+
+The normalizations and their statistics are registered by name in `hf_relrep.relative.normalizations`; this module
+validates the inputs, runs the named normalization and the similarities (`hf_relrep.relative.similarities`).
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..checks import check_finite, ensure
-from ..errors import AnchorError, ConfigurationError, StatisticsError
+from ..anchors.identity import check_anchor_count
+from ..errors import AnchorError, ConfigurationError
+from .normalizations import (
+    NORMALIZATIONS,
+    STATISTICS_SOURCES,
+    NormalizationStatistics,
+    check_finite_latents,
+    compute_statistics,
+    working_dtype,
+)
 from .similarities import relative_vectors, similarity_parts, unit_rows  # noqa: F401 (unit_rows: public here too)
-
-
-MIN_ANCHORS = 2
-NORMALIZATIONS = ("none", "robust", "whiten")
-STATISTICS_SOURCES = ("anchors", "batch")
-
-
-@dataclass(frozen=True)
-class NormalizationStatistics:
-    """Statistics of a reference set B: its mean and either its per-dimension variance or its covariance.
-
-    Attributes:
-        mean: ``[d]`` mean μ_B.
-        var: ``[d]`` per-dimension (biased) variance σ²_B, for ``"robust"``.
-        cov: ``[d, d]`` (biased) covariance Σ_B, for ``"whiten"``; ``None`` when only ``var`` was estimated.
-        num_samples: |B|, used to refuse whitening with fewer samples than dimensions.
-    """
-
-    mean: torch.Tensor
-    var: torch.Tensor
-    cov: torch.Tensor | None = None
-    num_samples: int | None = None
-
-
-def _check_finite(name: str, tensor: torch.Tensor) -> None:
-    """NonFiniteError at once on CPU; on accelerators deferred, without host synchronisation (hf_relrep.checks)."""
-    check_finite(tensor, name, "check the backbone's outputs (e.g. a fp16 overflow) before the relative transform.")
-
-
-def working_dtype(*tensors: torch.Tensor) -> torch.dtype:
-    """The dtype statistics and cosines are computed in: float32, or float64 when an input is float64.
-
-    Half-precision latents overflow when squared (fp16 tops out at 65504, so |z| ≈ 256 already does) and half-precision
-    linear algebra is missing on CPU; inputs are upcast for the computation and results cast back.
-    """
-    dtype = torch.float32
-    for tensor in tensors:
-        if tensor.is_floating_point():
-            dtype = torch.promote_types(dtype, tensor.dtype)
-    return dtype
 
 
 def check_settings(*, eps: float, shrinkage: float = 0.0, momentum: float | None = None) -> None:
@@ -74,102 +44,6 @@ def check_settings(*, eps: float, shrinkage: float = 0.0, momentum: float | None
         raise ConfigurationError(f"shrinkage must lie in [0, 1] (0 keeps exact affine invariance), got {shrinkage!r}.")
     if momentum is not None and not (isinstance(momentum, (int, float)) and 0.0 < momentum <= 1.0):
         raise ConfigurationError(f"momentum must lie in (0, 1] (the paper's code uses 0.3), got {momentum!r}.")
-
-
-def _rescaled(stats: NormalizationStatistics, scale: torch.Tensor) -> NormalizationStatistics:
-    """The statistics of the set divided by `scale` (a scalar or per dimension): μ/s, σ²/s², Σ/(s sᵀ)."""
-    scale = scale.expand_as(stats.mean)
-    cov = None if stats.cov is None else stats.cov / scale[:, None] / scale[None, :]
-    return NormalizationStatistics(stats.mean / scale, stats.var / scale.square(), cov, stats.num_samples)
-
-
-def compute_statistics(samples: torch.Tensor, *, with_covariance: bool = False) -> NormalizationStatistics:
-    """Mean, per-dimension variance and optionally covariance of a statistics set.
-
-    ``μ = (1/n) Σ_j b_j``, ``σ² = (1/n) Σ_j (b_j − μ)²``, ``Σ = (1/n) Σ_j (b_j − μ)(b_j − μ)ᵀ`` (biased estimates;
-    a common scale factor does not change any cosine). Computed in float32 (float64 for float64 samples) on samples
-    divided per dimension by their largest magnitude, then scaled back: half-precision samples and magnitudes up to
-    ~1e19 (whose squares still fit in float32) give exact statistics. The result is float32 (or float64).
-
-    Args:
-        samples: ``[n, d]`` the statistics set B.
-        with_covariance: also compute the ``[d, d]`` covariance (needed by ``"whiten"``).
-    """
-    if samples.ndim != 2:
-        raise StatisticsError(f"The statistics set must be [num_samples, dim], got shape {tuple(samples.shape)}.")
-    if samples.shape[0] < 2:
-        raise StatisticsError(
-            f"Normalization statistics need at least 2 samples, got {samples.shape[0]}. With stats='batch', "
-            "use batches of 2 or more, or switch to stats='anchors' or 'running' for single-example inference."
-        )
-    samples = samples.to(working_dtype(samples))
-    scale = samples.detach().abs().amax(0)
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    unit = samples / scale
-    mean = unit.mean(0)
-    centered = unit - mean
-    var = centered.square().mean(0)
-    cov = centered.T @ centered / samples.shape[0] if with_covariance else None
-    return _rescaled(NormalizationStatistics(mean, var, cov, samples.shape[0]), 1.0 / scale)
-
-
-def _standardizer(stats: NormalizationStatistics, eps: float, scale: torch.Tensor, units: torch.Tensor):
-    """``x ↦ (x − μ) / σ``, with dimensions set to zero where no scale can be estimated: ``σ ≤ eps · scale`` (constant
-    up to rounding), or a spread ``σ · units`` in the caller's units at most `eps` times the largest one (a dead unit,
-    e.g. a LayerNorm weight of 1e-33: standardizing it would give it unit variance and gradients ~1/σ)."""
-    var = stats.var.detach()
-    log_spread = var.log() + 2 * units.detach().log()  # log σ² in the caller's units: no overflow at 1e±30
-    informative = (var > (eps * scale.detach()).square()) & (log_spread > 2 * math.log(eps) + log_spread.amax())
-    safe_var = torch.where(informative, stats.var, torch.ones_like(stats.var))
-    inv_std = torch.where(informative, safe_var.rsqrt(), torch.zeros_like(stats.var))
-    return lambda x: (x - stats.mean) * inv_std
-
-
-def _whitener(stats: NormalizationStatistics, shrinkage: float, eps: float):
-    """``x ↦ L⁻¹(x − μ)`` with ``(1 − λ)Σ + λ·tr(Σ)/d·I = LLᵀ`` (any whitening matrix gives the same cosines)."""
-    if stats.cov is None:
-        raise StatisticsError("Whitening needs the covariance of the statistics set; compute it with_covariance=True.")
-    dim = stats.cov.shape[0]
-    if shrinkage == 0.0 and stats.num_samples is not None and stats.num_samples <= dim:
-        raise StatisticsError(
-            f"Whitening a {dim}-dimensional latent needs more than {dim} statistics samples, got {stats.num_samples}"
-            ". Use more anchors (stats='anchors') or larger batches, or set a shrinkage > 0 (e.g. 0.1; it gives up "
-            "exact affine invariance)."
-        )
-    cov = stats.cov
-    identity = torch.eye(dim, dtype=cov.dtype, device=cov.device)
-    if shrinkage > 0.0:
-        cov = (1.0 - shrinkage) * cov + shrinkage * (torch.diagonal(cov).mean() * identity)
-    chol, info = torch.linalg.cholesky_ex(cov + eps * eps * identity)
-    ensure(  # deferred on accelerators: no host synchronisation per step
-        info == 0,
-        lambda: StatisticsError(
-            "The statistics set's covariance is singular (collinear or duplicated latents); set a shrinkage > 0."
-        ),
-    )
-
-    def whiten(x: torch.Tensor) -> torch.Tensor:
-        return torch.linalg.solve_triangular(chol, (x - stats.mean).T, upper=False).T
-
-    return whiten
-
-
-def _magnitude(statistics, stats, latents, anchor_latents) -> torch.Tensor:
-    """Per-dimension magnitude of the statistics set, the yardstick for calling a dimension constant."""
-    if isinstance(stats, NormalizationStatistics):
-        return statistics.mean.abs() + statistics.var.sqrt()
-    samples = anchor_latents if stats == "anchors" else latents
-    return samples.abs().amax(0)
-
-
-def check_anchor_count(count: int, *, fix: str = "pass more anchors") -> None:
-    """Refuse fewer than `MIN_ANCHORS` anchors: one anchor gives a constant relative vector.
-
-    Raises:
-        AnchorError: naming the count and `fix`, what the caller can do about it.
-    """
-    if count < MIN_ANCHORS:
-        raise AnchorError(f"A relative representation needs at least {MIN_ANCHORS} anchors, got {count}; {fix}.")
 
 
 def relative_transform(
@@ -227,8 +101,7 @@ def relative_transform(
     torch.Size([4, 10])
     ```
     """
-    if normalization not in NORMALIZATIONS:
-        raise ConfigurationError(f"Unknown normalization {normalization!r}; choose one of {NORMALIZATIONS}.")
+    normalize = NORMALIZATIONS[normalization]
     similarity_parts(similarity)
     if latents.ndim != 2 or anchor_latents.ndim != 2:
         raise AnchorError(
@@ -242,54 +115,13 @@ def relative_transform(
             "with the same encoder (and pooling) as the inputs."
         )
     check_settings(eps=eps, shrinkage=shrinkage)
-    _check_finite("Latents", latents)
-    _check_finite("Anchor latents", anchor_latents)
+    check_finite_latents("Latents", latents)
+    check_finite_latents("Anchor latents", anchor_latents)
     out_dtype = torch.promote_types(latents.dtype, anchor_latents.dtype)
     dtype = working_dtype(latents, anchor_latents)
     latents, anchor_latents = latents.to(dtype), anchor_latents.to(dtype)
-
-    if normalization == "none":
-        return relative_vectors(latents, anchor_latents, similarity, eps=eps).to(out_dtype)
-
-    if isinstance(stats, NormalizationStatistics):
-        statistics = NormalizationStatistics(
-            stats.mean.to(dtype), stats.var.to(dtype), None if stats.cov is None else stats.cov.to(dtype),
-            stats.num_samples,
-        )  # fmt: skip
-        for name in ("mean", "var", "cov"):
-            if getattr(statistics, name) is not None:
-                _check_finite(f"Normalization statistics ({name})", getattr(statistics, name))
-        magnitude = (statistics.mean.abs() + statistics.var.clamp(min=0).sqrt()).detach()
-    elif stats in STATISTICS_SOURCES:
-        statistics = None
-        magnitude = (anchor_latents if stats == "anchors" else latents).detach().abs().amax(0)
-    else:
-        raise ConfigurationError(
-            f"Unknown stats={stats!r}; choose 'anchors', 'batch' or pass NormalizationStatistics."
-        )
-    if magnitude.shape[-1] != latents.shape[1]:
-        raise StatisticsError(f"Statistics have dimension {magnitude.shape[-1]}, latents have {latents.shape[1]}.")
-    # Divide everything by the statistics set's magnitude before any square: per dimension for "robust" (invariant to
-    # it), by one number for "whiten" (its shrinkage target is not invariant to per-dimension scales).
-    scale = torch.where(magnitude > 0, magnitude, torch.ones_like(magnitude))
-    if normalization == "whiten":
-        scale = scale.amax()
-    latents, anchor_latents = latents / scale, anchor_latents / scale
-    if statistics is None:
-        samples = anchor_latents if stats == "anchors" else latents
-        statistics = compute_statistics(samples, with_covariance=normalization == "whiten")
-    else:
-        statistics = _rescaled(statistics, scale)
-    if normalization == "robust":
-        normalize = _standardizer(statistics, eps, _magnitude(statistics, stats, latents, anchor_latents), scale)
-    else:
-        # One more global factor: unit mean variance, so that the eps² ridge of the Cholesky is relative to Σ.
-        spread = statistics.var.detach().mean().sqrt()
-        spread = torch.where(spread > 0, spread, torch.ones_like(spread))
-        latents, anchor_latents, statistics = latents / spread, anchor_latents / spread, _rescaled(statistics, spread)
-        normalize = _whitener(statistics, shrinkage, eps)
-    latents, anchor_latents = normalize(latents), normalize(anchor_latents)
-    relative = relative_vectors(latents, anchor_latents, similarity, eps=eps, normalized=True)
+    latents, anchor_latents = normalize.apply(latents, anchor_latents, stats, shrinkage=shrinkage, eps=eps)
+    relative = relative_vectors(latents, anchor_latents, similarity, eps=eps, normalized=not normalize.identity)
     return relative.to(out_dtype)
 
 
@@ -326,17 +158,18 @@ class RelativeProjection(nn.Module):
         parts = similarity_parts(similarity)
         self.similarity = similarity if isinstance(similarity, str) else parts
         check_settings(eps=eps, shrinkage=shrinkage, momentum=momentum)
-        if normalization not in NORMALIZATIONS:
-            raise ConfigurationError(f"Unknown normalization {normalization!r}; choose one of {NORMALIZATIONS}.")
-        if stats not in STATISTICS_SOURCES + ("running",):
-            raise ConfigurationError(f"Unknown stats {stats!r}; choose 'anchors', 'batch' or 'running'.")
-        self.normalization, self.stats, self.momentum = normalization, stats, momentum
+        self.normalization, self.stats, self.momentum = NORMALIZATIONS.check(normalization), stats, momentum
+        STATISTICS_SOURCES.check(stats)
         self.shrinkage, self.eps = shrinkage, eps
-        if stats == "running" and normalization != "none":
+        if self._keeps_running_statistics():
             # float32 at least, also in a half-precision model (see `_apply`): a variance of |z| ≈ 300 overflows fp16.
             self.register_buffer("running_mean", torch.zeros(latent_size, dtype=torch.float32))
             self.register_buffer("running_cov", torch.eye(latent_size, dtype=torch.float32))
             self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
+
+    def _keeps_running_statistics(self) -> bool:
+        """Whether the statistics source keeps running estimates and the normalization reads statistics at all."""
+        return STATISTICS_SOURCES[self.stats].running and not NORMALIZATIONS[self.normalization].identity
 
     def _apply(self, fn, recurse: bool = True):
         """As `nn.Module._apply` (``.to()``, ``.half()``, ...), but the running statistics stay float32 or wider."""
@@ -357,12 +190,12 @@ class RelativeProjection(nn.Module):
     @torch.no_grad()
     def update_running_stats(self, samples: torch.Tensor) -> None:
         """Fold the statistics of `samples` ``[n, d]`` into the running estimates (what a statistics sub-batch does)."""
-        _check_finite("Statistics samples", samples)
+        check_finite_latents("Statistics samples", samples)
         estimate = compute_statistics(samples.detach(), with_covariance=True)
         estimate = NormalizationStatistics(
             estimate.mean.to(self.running_mean.dtype), estimate.var, estimate.cov.to(self.running_cov.dtype)
         )
-        _check_finite(f"Running statistics (kept in {self.running_cov.dtype})", estimate.cov)
+        check_finite_latents(f"Running statistics (kept in {self.running_cov.dtype})", estimate.cov)
         if self.num_batches_tracked.item() == 0:
             self.running_mean.copy_(estimate.mean)
             self.running_cov.copy_(estimate.cov)
@@ -379,10 +212,10 @@ class RelativeProjection(nn.Module):
 
     def forward(self, latents: torch.Tensor, anchor_latents: torch.Tensor) -> torch.Tensor:
         stats: str | NormalizationStatistics = self.stats
-        if self.stats == "running" and self.normalization != "none":
+        if self._keeps_running_statistics():
             if self.training:
-                reference = torch.cat([latents, anchor_latents], dim=0)
-                stats = compute_statistics(reference, with_covariance=self.normalization == "whiten")
+                reference = STATISTICS_SOURCES[self.stats].samples(latents, anchor_latents)
+                stats = compute_statistics(reference, with_covariance=NORMALIZATIONS[self.normalization].covariance)
                 self.update_running_stats(reference)
             else:
                 stats = self.running_statistics()

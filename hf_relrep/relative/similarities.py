@@ -16,7 +16,7 @@ Several similarities combine into a product space: each part's ``[batch, k]`` ve
 (``(r − mean(r)) / rms(r − mean(r))``, a LayerNorm without learned parameters, so that parts measured in different
 units weigh alike and no batch statistic is involved) and the parts are concatenated: ``[batch, k · parts]``.
 
-Registry: `SIMILARITIES` (name → function); adding one is one decorated function.
+Registry: `SIMILARITIES` (name → function); adding one is one function decorated with `register_similarity`.
 """
 
 from collections.abc import Callable, Sequence
@@ -25,24 +25,23 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigurationError
+from ..utils.registry import Registry
 
 
 Similarity = Callable[..., torch.Tensor]
-SIMILARITIES: dict[str, Similarity] = {}
+SIMILARITIES: Registry[Similarity] = Registry("similarity")
 
 
 def register_similarity(name: str) -> Callable[[Similarity], Similarity]:
-    """Add a similarity to `SIMILARITIES`.
+    """A decorator that adds a similarity to `SIMILARITIES` under `name`.
 
     The function receives ``(latents [n, d], anchors [k, d], *, eps, normalized)`` — both already normalized by N;
     `normalized` tells whether N was the identity — and returns ``[n, k]`` similarities (larger = closer).
+
+    Raises:
+        ConfigurationError: `name` is taken.
     """
-
-    def decorator(function: Similarity) -> Similarity:
-        SIMILARITIES[name] = function
-        return function
-
-    return decorator
+    return SIMILARITIES.register(name)
 
 
 def unit_rows(x: torch.Tensor, eps: float, *, rescale_small: bool = True) -> torch.Tensor:
@@ -97,11 +96,11 @@ def similarity_parts(similarity: str | Sequence[str]) -> tuple[str, ...]:
     """
     parts = (similarity,) if isinstance(similarity, str) else tuple(similarity)
     if not parts:
-        raise ConfigurationError(f"similarity needs at least one name; choose among {', '.join(SIMILARITIES)}.")
+        raise ConfigurationError(f"similarity needs at least one name; choose among {SIMILARITIES.choices()}.")
     unknown = [part for part in parts if part not in SIMILARITIES]
     if unknown:
         raise ConfigurationError(
-            f"Unknown similarity {unknown[0]!r}; choose one of {', '.join(SIMILARITIES)}, or a tuple of them."
+            f"Unknown similarity {unknown[0]!r}; choose one of {SIMILARITIES.choices()}, or a tuple of them."
         )
     if len(set(parts)) != len(parts):
         raise ConfigurationError(f"similarity {parts} repeats a name; each part of a product space appears once.")

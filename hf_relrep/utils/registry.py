@@ -58,6 +58,15 @@ class Registry(Mapping[str, T], Generic[T]):
 
         return add if entry is None else add(entry)
 
+    def unregister(self, name: str) -> T:
+        """Remove the entry registered under `name` and return it (for tests, or a plugin that unloads).
+
+        Raises:
+            ConfigurationError: `name` is not registered, listing the registered names.
+        """
+        self.check(name)
+        return self._entries.pop(name)
+
     def names(self) -> tuple[str, ...]:
         """The registered names, in registration order."""
         return tuple(self._entries)
@@ -78,11 +87,15 @@ class Registry(Mapping[str, T], Generic[T]):
         return ", ".join(repr(name) for name in self._entries)
 
     def __getitem__(self, name: str) -> T:
-        try:
-            return self._entries[name]
-        except (KeyError, TypeError):
-            self.check(name)
-            raise
+        """The entry of `name`; a `ConfigurationError` listing the choices for a name that is not registered."""
+        return self._entries[self.check(name)]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._entries
+
+    def get(self, name: str, default: T | None = None) -> T | None:
+        """The entry of `name`, or `default` when it is not registered."""
+        return self._entries.get(name, default) if isinstance(name, str) else default
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)

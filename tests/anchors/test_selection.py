@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from hf_relrep import AnchorError, ConfigurationError, DataError, NonFiniteError, select_anchors
+from hf_relrep import select_anchors
 from hf_relrep.anchors.selection import ANCHOR_STRATEGIES, register_anchor_strategy, stratified_quota
+from hf_relrep.errors import AnchorError, ConfigurationError, DataError, NonFiniteError
 
 
 STRATEGIES = ("random", "kmeans", "fps")
@@ -116,8 +117,10 @@ def test_registry_accepts_a_new_strategy():
 
     try:
         assert select_anchors(torch.randn(10, 2), 3, strategy="first-k").tolist() == [0, 1, 2]
+        with pytest.raises(ConfigurationError, match="already registered"):
+            register_anchor_strategy("first-k")(first_k)
     finally:
-        del ANCHOR_STRATEGIES["first-k"]
+        ANCHOR_STRATEGIES.unregister("first-k")
 
 
 @pytest.mark.parametrize(

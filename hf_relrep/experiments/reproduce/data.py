@@ -3,10 +3,10 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ...anchors.identity import check_anchor_count
 from ...data import check_columns, check_parallel, load_amazon_reviews_multi, load_parallel_sentiment
 from ...errors import DataError
 from ...evaluation import data_file_builder
-from ...relative.projection import check_anchor_count
 from .config import LANGUAGES, ReproduceConfig
 
 

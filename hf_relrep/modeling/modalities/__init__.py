@@ -1,19 +1,23 @@
 """The modality registry: one `Modality` per input kind, found from the backbone's ``main_input_name``.
 
-Adding a modality is one file with a `Modality` subclass and one entry in `MODALITIES`.
+Adding a modality is one file with a `Modality` subclass and one registration in `MODALITIES`
+(``MODALITIES.register(modality.name, modality)``, which refuses a taken name).
 """
 
 from transformers import AutoModel, PreTrainedConfig
 from transformers.models.auto.auto_factory import _get_model_class
 
 from ...errors import BackboneError
+from ...utils.registry import Registry
 from .audio import AUDIO, AudioModality
 from .base import ALL_INPUT_NAMES, Modality, forward_accepts, to_device_inputs
 from .text import TEXT, TextModality, is_decoder_only
 from .vision import VISION, VisionModality
 
 
-MODALITIES: dict[str, Modality] = {modality.name: modality for modality in (TEXT, VISION, AUDIO)}
+MODALITIES: Registry[Modality] = Registry("modality")
+for _modality in (TEXT, VISION, AUDIO):
+    MODALITIES.register(_modality.name, _modality)
 
 
 def backbone_model_class(backbone_config: PreTrainedConfig) -> type:
@@ -41,7 +45,7 @@ def modality_of(backbone_config: PreTrainedConfig) -> Modality:
             return modality
     raise BackboneError(
         f"{model_class.__name__} reads {model_class.main_input_name!r}, which no hf-relrep modality handles "
-        f"({', '.join(MODALITIES)})."
+        f"({MODALITIES.choices()})."
     )
 
 

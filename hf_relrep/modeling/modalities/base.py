@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...configuration import anchor_fingerprint
+from ...anchors.identity import anchor_fingerprint
 from ...errors import ModalityError, ProcessorError
 
 
