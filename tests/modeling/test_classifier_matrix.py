@@ -71,7 +71,7 @@ SETTINGS = [
     Setting(
         "whiten-running-shrunk-mean",
         dict(normalization="whiten", stats="running", whiten_shrinkage=0.5, pooling="mean"),
-    ),  # fmt: skip
+    ),
     # A product space of two similarities, MLP adapter and head.
     Setting(
         "robust-cosine+euclidean-mean",
