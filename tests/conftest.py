@@ -12,12 +12,27 @@ changes nothing another test sees. Backbone folders on disk are shared as they a
 """
 
 import copy
+import logging
+import sys
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tiny_models import ANCHORS_EN, ANCHORS_FR, relative_classifier, save_language_backbones, save_text_families
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _transformers_writes_to_stderr():
+    """transformers' log handler writes where a user's terminal is: the process's standard error (file descriptor 2),
+    which `capfd` reads. Left alone, it keeps the stderr it found on first import, which under pytest is the session's
+    capture buffer whenever transformers is first imported during collection: then no test would see what it prints."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.get_logger("transformers")  # creates the library's handler if it does not exist yet
+    for handler in logging.getLogger("transformers").handlers:
+        if type(handler) is logging.StreamHandler:  # not pytest's own capture handlers
+            handler.setStream(sys.__stderr__)
 
 
 @pytest.fixture(scope="session", autouse=True)
