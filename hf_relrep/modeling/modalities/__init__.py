@@ -16,8 +16,9 @@ from .vision import VISION, VisionModality
 
 
 MODALITIES: Registry[Modality] = Registry("modality")
-for _modality in (TEXT, VISION, AUDIO):
-    MODALITIES.register(_modality.name, _modality)
+MODALITIES.register(TEXT.name, TEXT)
+MODALITIES.register(VISION.name, VISION)
+MODALITIES.register(AUDIO.name, AUDIO)
 
 
 def backbone_model_class(backbone_config: PreTrainedConfig) -> type:
