@@ -96,7 +96,7 @@ def test_edited_anchor_token_ids_are_refused_with_how_to_retokenize(tmp_path, la
 def test_a_model_saved_with_a_texts_only_fingerprint_still_loads(tmp_path, language_models):
     import json
 
-    from hf_relrep import anchor_fingerprint
+    from hf_relrep.anchors import anchor_fingerprint
 
     language_models[0].save_pretrained(tmp_path / "old")
     config = json.loads((tmp_path / "old" / "config.json").read_text())
