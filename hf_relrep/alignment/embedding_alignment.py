@@ -104,6 +104,7 @@ class EmbeddingAlignment:
         centre: bool = False,
         folds: int = 5,
         seed: int = 0,
+        distractors: torch.Tensor | np.ndarray | None = None,
         anchors: Sequence[Any] | None = None,
         source_model: str | None = None,
         target_model: str | None = None,
@@ -122,6 +123,9 @@ class EmbeddingAlignment:
                 re-projected, no longer untouched).
             folds: K of the held-out quality's cross-validation; needs at least 2K anchors.
             seed: shuffles the anchors into folds.
+            distractors: ``[D, d_t]`` a sample of the corpus (corpus-model embeddings of texts that are not
+                anchors), added to every held-out gallery: the held-out quality then estimates a search among
+                ~k/K + D documents instead of ~k/K (without them, the estimate is optimistic for a large corpus).
             anchors: the anchor texts (or raw items), recorded by fingerprint.
             source_model, target_model: names or ids of the two models, recorded in the saved config.
 
@@ -173,7 +177,14 @@ class EmbeddingAlignment:
             maps = fit_maps(source_part, target_part)
             return maps.queries, maps.corpus
 
-        quality = cross_validated_quality(fit_pair, source, target, folds=folds, seed=seed)
+        if distractors is not None:
+            distractors = _fit_tensor(distractors, "The distractors")
+            if distractors.shape[1] != target.shape[1]:
+                raise AnchorError(
+                    f"The distractors are {distractors.shape[1]}-dimensional, the target anchors "
+                    f"{target.shape[1]}-dimensional: embed the distractors with the corpus model."
+                )
+        quality = cross_validated_quality(fit_pair, source, target, folds=folds, seed=seed, distractors=distractors)
         config = {
             "method": f"{family}:{name}",
             "source_dim": source.shape[1],

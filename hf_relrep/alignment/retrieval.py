@@ -154,7 +154,8 @@ def _corpus_chunk(corpus, start, stop, transform, device, dtype) -> torch.Tensor
 
 
 def partner_ranks(queries: torch.Tensor, gallery: torch.Tensor) -> torch.Tensor:
-    """1-based rank of ``gallery[i]`` among all gallery rows by cosine similarity to ``queries[i]``.
+    """1-based rank of ``gallery[i]`` among all gallery rows by cosine similarity to ``queries[i]``; the gallery may
+    hold more rows than there are queries (extra distractors).
 
     Ties count against the partner (a rank is 1 + the number of rows scoring at least as high, other than itself), so
     a constant map does not look perfect.
@@ -176,7 +177,8 @@ class RetrievalQuality:
         mrr: mean reciprocal rank of the partner.
         chance_recall_at_1: the recall@1 of a random map, the mean of 1 / candidates.
         num_queries: held-out anchors scored (every anchor, once).
-        candidates: mean number of candidates per query (the held-out target anchors of its fold).
+        candidates: mean number of candidates per query (the held-out target anchors of its fold, plus the
+            distractors when given).
         folds: K.
     """
 
@@ -225,15 +227,19 @@ def cross_validated_quality(
     *,
     folds: int = 5,
     seed: int = 0,
+    distractors: torch.Tensor | None = None,
 ) -> RetrievalQuality:
     """K-fold held-out retrieval quality of an alignment fitted by `fit` on parallel anchors.
 
     For each fold, `fit` sees the other folds' anchors and returns ``(map_queries, transform_corpus)``; each held-out
     source anchor, mapped, is ranked against the fold's held-out target anchors, transformed (its partner and
-    ~k/K − 1 distractors, none of which the fit saw). Every anchor is a query exactly once.
+    ~k/K − 1 distractors, none of which the fit saw), plus the `distractors` when given. Every anchor is a query
+    exactly once.
 
-    The gallery is the held-out fold, not a whole corpus: with ~k/K candidates the task is easier than a search in
-    a larger corpus of the same domain, while fitting on (K − 1)/K of the anchors makes it harder than the final fit.
+    Without distractors the gallery is the held-out fold, not a whole corpus: with ~k/K candidates the task is easier
+    than a search in a larger corpus of the same domain (the estimate is optimistic), while fitting on (K − 1)/K of the
+    anchors makes it harder than the final fit. Passing a sample of the corpus as `distractors` (target-model
+    embeddings of texts that are not anchors) makes the gallery as hard as a search among that many documents.
 
     Args:
         fit: ``(source_anchors, target_anchors) → (map_queries, transform_corpus)``.
@@ -241,6 +247,7 @@ def cross_validated_quality(
         target: ``[k, d_t]`` the same anchors in the corpus model's space.
         folds: K ≥ 2; every fold must hold at least 2 anchors.
         seed: shuffles the anchors into folds.
+        distractors: ``[D, d_t]`` unpaired corpus-model embeddings added to every fold's gallery, or None.
 
     Raises:
         AnchorError: fewer than 2 anchors per fold.
@@ -259,8 +266,11 @@ def cross_validated_quality(
         keep = torch.ones(count, dtype=torch.bool)
         keep[held_out] = False
         map_queries, transform_corpus = fit(source[keep], target[keep])
-        ranks.append(partner_ranks(map_queries(source[held_out]), transform_corpus(target[held_out])))
-        chance.extend([1.0 / len(held_out)] * len(held_out))
+        gallery = transform_corpus(target[held_out])
+        if distractors is not None:
+            gallery = torch.cat([gallery, transform_corpus(distractors).to(gallery.dtype)])
+        ranks.append(partner_ranks(map_queries(source[held_out]), gallery))
+        chance.extend([1.0 / gallery.shape[0]] * len(held_out))
     rank = torch.cat(ranks).double()
     return RetrievalQuality(
         recall_at_1=float((rank <= 1).double().mean()),

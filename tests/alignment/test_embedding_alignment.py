@@ -170,6 +170,26 @@ def test_held_out_quality_tracks_the_test_recall():
         assert abs(alignment.quality.recall_at_1 - np.mean(recalls)) < 0.06
 
 
+def test_corpus_distractors_make_the_estimate_as_hard_as_a_search_of_the_corpus():
+    """With the corpus as distractors, every held-out gallery holds ~k/K anchors + the corpus: the estimate predicts
+    the recall@1 of searching the whole corpus (observed: within 4 points), where the bare estimate is optimistic."""
+    gen = generator(6)
+    count, anchors = 1200, 400
+    x = clustered(count, DIM, gen)
+    y = torch.tanh(affine(x, gen) / 10) + 0.25 * torch.randn(count, DIM, generator=gen)
+    queries, corpus = x[anchors:], y[anchors:]
+    for method in ("relative:whiten", "translation:orthogonal"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AlignmentQualityWarning)
+            alignment = EmbeddingAlignment.fit(x[:anchors], y[:anchors], method=method, distractors=corpus)
+        assert alignment.quality.candidates == 80 + 800
+        recall = test_recall(alignment, queries, corpus)
+        assert abs(alignment.quality.recall_at_1 - recall) < 0.07
+        assert EmbeddingAlignment.fit(x[:anchors], y[:anchors], method=method).quality.recall_at_1 > recall + 0.2
+    with pytest.raises(AnchorError, match="distractors"):
+        EmbeddingAlignment.fit(x[:anchors], y[:anchors], distractors=x[:10, :5])
+
+
 def test_numpy_in_numpy_out():
     gen = generator(7)
     x = clustered(ANCHORS + TEST, DIM, gen)
