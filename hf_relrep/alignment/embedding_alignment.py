@@ -47,6 +47,8 @@ CONFIG_NAME = "alignment_config.json"
 WEIGHTS_NAME = "alignment.safetensors"
 FORMAT = "hf-relrep/embedding-alignment"
 FORMAT_VERSION = 1
+#: The most folds of the held-out check when none are given.
+DEFAULT_FOLDS = 10
 #: The shrinkage of ``"relative:whiten"`` when none is given (the best measured on real sentence encoders).
 DEFAULT_SHRINKAGE = 0.5
 
@@ -102,7 +104,7 @@ class EmbeddingAlignment:
         method: str = "relative:whiten",
         shrinkage: float | None = None,
         centre: bool = False,
-        folds: int = 5,
+        folds: int | None = None,
         seed: int = 0,
         distractors: torch.Tensor | np.ndarray | None = None,
         anchors: Sequence[Any] | None = None,
@@ -121,7 +123,8 @@ class EmbeddingAlignment:
                 dimensions in both spaces. Refused by other methods.
             centre: translation methods only: centre both sides on the corpus model's anchor mean (the corpus is then
                 re-projected, no longer untouched).
-            folds: K of the held-out quality's cross-validation; needs at least 2K anchors.
+            folds: K of the held-out quality's cross-validation, at least 2, with at least 2 anchors per fold;
+                default ``min(10, k // 2)`` (10 folds fit on 90 % of the anchors: close to the final fit).
             seed: shuffles the anchors into folds.
             distractors: ``[D, d_t]`` a sample of the corpus (corpus-model embeddings of texts that are not
                 anchors), added to every held-out gallery: the held-out quality then estimates a search among
@@ -143,7 +146,7 @@ class EmbeddingAlignment:
             raise ConfigurationError(f"shrinkage is a setting of 'relative:whiten', not of {family}:{name!s}.")
         shrinkage = (DEFAULT_SHRINKAGE if shrinkage is None else shrinkage) if name == "whiten" else 0.0
         check_settings(eps=1e-5, shrinkage=shrinkage)
-        if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
+        if folds is not None and (not isinstance(folds, int) or isinstance(folds, bool) or folds < 2):
             raise ConfigurationError(
                 f"folds must be an integer ≥ 2 (the held-out check is always run), got {folds!r}."
             )
@@ -159,6 +162,12 @@ class EmbeddingAlignment:
             )
         if anchors is not None and len(anchors) != count:
             raise AnchorError(f"{len(anchors)} anchor texts for {count} anchor embeddings.")
+        folds = max(2, min(DEFAULT_FOLDS, count // 2)) if folds is None else folds
+        if count < 2 * folds:
+            raise AnchorError(
+                f"The held-out check ({folds}-fold cross-validation) needs at least {2 * folds} anchors (2 per fold), "
+                f"got {count}; pass more anchors or fewer folds."
+            )
         needed = maps_class.min_fit_anchors(name, source.shape[1], target.shape[1], shrinkage=shrinkage)
         held_out = -(-count // folds)
         if count - held_out < needed:

@@ -225,7 +225,7 @@ def cross_validated_quality(
     source: torch.Tensor,
     target: torch.Tensor,
     *,
-    folds: int = 5,
+    folds: int = 10,
     seed: int = 0,
     distractors: torch.Tensor | None = None,
 ) -> RetrievalQuality:
@@ -261,7 +261,7 @@ def cross_validated_quality(
             f"{folds}-fold cross-validation of the held-out quality needs at least {2 * folds} anchors (2 per fold), "
             f"got {count}; pass more anchors or fewer folds."
         )
-    ranks, chance = [], []
+    ranks, sizes = [], []
     for held_out in fold_assignment(count, folds, seed):
         keep = torch.ones(count, dtype=torch.bool)
         keep[held_out] = False
@@ -270,15 +270,15 @@ def cross_validated_quality(
         if distractors is not None:
             gallery = torch.cat([gallery, transform_corpus(distractors).to(gallery.dtype)])
         ranks.append(partner_ranks(map_queries(source[held_out]), gallery))
-        chance.extend([1.0 / gallery.shape[0]] * len(held_out))
+        sizes.extend([gallery.shape[0]] * len(held_out))
     rank = torch.cat(ranks).double()
     return RetrievalQuality(
         recall_at_1=float((rank <= 1).double().mean()),
         recall_at_10=float((rank <= 10).double().mean()),
         mrr=float((1.0 / rank).mean()),
-        chance_recall_at_1=float(np.mean(chance)),
+        chance_recall_at_1=float(np.mean([1.0 / size for size in sizes])),
         num_queries=count,
-        candidates=float(np.mean([1.0 / p for p in chance])),
+        candidates=float(np.mean(sizes)),
         folds=folds,
     )
 

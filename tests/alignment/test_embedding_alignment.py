@@ -152,7 +152,7 @@ def test_unrelated_spaces_are_near_chance_and_warn(method):
     assert record[0].filename == __file__  # the warning names the caller's line
     assert alignment.quality.near_chance
     assert alignment.quality.recall_at_1 < 0.1
-    assert alignment.quality.chance_recall_at_1 == pytest.approx(1 / 40)
+    assert alignment.quality.chance_recall_at_1 == pytest.approx(1 / 20)  # 10 folds of 20
 
 
 def test_held_out_quality_tracks_the_test_recall():
@@ -182,7 +182,7 @@ def test_corpus_distractors_make_the_estimate_as_hard_as_a_search_of_the_corpus(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AlignmentQualityWarning)
             alignment = EmbeddingAlignment.fit(x[:anchors], y[:anchors], method=method, distractors=corpus)
-        assert alignment.quality.candidates == 80 + 800
+        assert alignment.quality.candidates == 40 + 800
         recall = test_recall(alignment, queries, corpus)
         assert abs(alignment.quality.recall_at_1 - recall) < 0.07
         assert EmbeddingAlignment.fit(x[:anchors], y[:anchors], method=method).quality.recall_at_1 > recall + 0.2
@@ -224,9 +224,11 @@ def test_typed_errors_at_fit_time(pair):
     with pytest.raises(AnchorError, match="199 target anchors"):
         EmbeddingAlignment.fit(source, target[:-1])
     with pytest.raises(AnchorError, match="at least 10 anchors"):
-        EmbeddingAlignment.fit(source[:8], target[:8], method="orthogonal")
+        EmbeddingAlignment.fit(source[:8], target[:8], method="orthogonal", folds=5)
+    with pytest.raises(AnchorError, match="at least 4 anchors"):
+        EmbeddingAlignment.fit(source[:3], target[:3], method="orthogonal")
     with pytest.raises(AnchorError, match="shrinkage"):  # whitening 16 dims needs 17 anchors after the fold is out
-        EmbeddingAlignment.fit(source[:20], target[:20], method="whiten", shrinkage=0.0)
+        EmbeddingAlignment.fit(source[:18], target[:18], method="whiten", shrinkage=0.0)
     with pytest.raises(AnchorError, match="2-D"):
         EmbeddingAlignment.fit(source[0], target[0])
     with pytest.raises(AnchorError, match="anchor texts"):
@@ -277,7 +279,7 @@ def test_save_and_load_round_trip(pair, tmp_path, method, centre):
     assert sorted(path.name for path in folder.iterdir()) == sorted([CONFIG_NAME, WEIGHTS_NAME])
     config = json.loads((folder / CONFIG_NAME).read_text())
     assert config["method"] == method and config["source_model"] == "org/query-model"
-    assert config["anchor_fingerprint"].startswith("sha256:") and config["quality"]["folds"] == 5
+    assert config["anchor_fingerprint"].startswith("sha256:") and config["quality"]["folds"] == 10
     loaded = EmbeddingAlignment.from_pretrained(folder)
     assert torch.equal(loaded.map_queries(queries), alignment.map_queries(queries))
     assert torch.equal(loaded.transform_corpus(corpus), alignment.transform_corpus(corpus))
