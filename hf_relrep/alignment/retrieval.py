@@ -70,9 +70,10 @@ def search(
 ) -> SearchResult:
     """The `k` corpus rows most cosine-similar to each query, best first, by exact brute force in bounded memory.
 
-    Queries are taken `query_batch_size` at a time and the corpus `corpus_chunk_size` rows at a time: each chunk's
-    top-k is merged into a running top-k, so memory is ``O(query_batch_size · corpus_chunk_size)`` whatever the
-    corpus size, and a NumPy memmap corpus is read chunk by chunk. Ties keep the lower corpus index first. Computed on
+    The corpus is read `corpus_chunk_size` rows at a time (and transformed, if asked, once per chunk) and scored
+    against `query_batch_size` queries at a time; each block's top-k is merged into a running top-k per query, so
+    memory is ``O(n · k + query_batch_size · corpus_chunk_size)`` whatever the corpus size, and a NumPy memmap corpus
+    is read chunk by chunk. Ties keep the lower corpus index first. Computed on
     the queries' device, in float32 (float64 if an input is float64).
 
     Args:
@@ -104,33 +105,30 @@ def search(
     k = min(k, size)
     wide = corpus.dtype == (np.float64 if isinstance(corpus, np.ndarray) else torch.float64)
     dtype = torch.float64 if wide or queries.dtype == torch.float64 else torch.float32
-    device = queries.device
-    chunks = []  # the unit corpus rows of each chunk, computed once for all query batches when they fit one chunk
-    top_scores, top_indices = [], []
-    for start in range(0, max(queries.shape[0], 1), query_batch_size):
-        block = unit_rows(queries[start : start + query_batch_size].to(device, dtype), 1e-12)
-        best = torch.full((block.shape[0], 0), -math.inf, dtype=dtype, device=device)
-        best_index = torch.zeros((block.shape[0], 0), dtype=torch.long, device=device)
-        for number, offset in enumerate(range(0, size, corpus_chunk_size)):
-            if number < len(chunks):
-                rows = chunks[number]
-            else:
-                rows = _corpus_chunk(corpus, offset, offset + corpus_chunk_size, corpus_transform, device, dtype)
-                if rows.shape[1] != block.shape[1]:
-                    raise AnchorError(
-                        f"The queries are {block.shape[1]}-dimensional but the corpus is {rows.shape[1]}-dimensional: "
-                        "map the queries into the corpus's space first (EmbeddingAlignment.map_queries)."
-                    )
-                if size <= corpus_chunk_size:
-                    chunks.append(rows)
-            scores = torch.cat([best, block @ rows.T], dim=1)
-            indices = torch.cat([best_index, torch.arange(offset, offset + rows.shape[0], device=device).expand(
-                block.shape[0], -1)], dim=1)  # fmt: skip
-            order = _stable_top(scores, k)
-            best, best_index = scores.gather(1, order), indices.gather(1, order)
-        top_scores.append(best)
-        top_indices.append(best_index)
-    scores, indices = torch.cat(top_scores)[: queries.shape[0]], torch.cat(top_indices)[: queries.shape[0]]
+    device, count = queries.device, queries.shape[0]
+    units = unit_rows(queries.to(dtype), 1e-12)
+    scores = torch.full((count, 0), -math.inf, dtype=dtype, device=device)
+    indices = torch.zeros((count, 0), dtype=torch.long, device=device)
+    for offset in range(0, size, corpus_chunk_size):  # each chunk is read and transformed once
+        rows = _corpus_chunk(corpus, offset, offset + corpus_chunk_size, corpus_transform, device, dtype)
+        if rows.shape[1] != units.shape[1]:
+            raise AnchorError(
+                f"The queries are {units.shape[1]}-dimensional but the corpus is {rows.shape[1]}-dimensional: map the "
+                "queries into the corpus's space first (EmbeddingAlignment.map_queries)."
+            )
+        positions = torch.arange(offset, offset + rows.shape[0], device=device)
+        merged_scores, merged_indices = [], []
+        for start in range(0, count, query_batch_size):
+            stop = start + query_batch_size
+            block = torch.cat([scores[start:stop], units[start:stop] @ rows.T], dim=1)
+            block_indices = torch.cat([indices[start:stop], positions.expand(block.shape[0], -1)], dim=1)
+            order = _stable_top(block, k)  # the running top-k first: ties keep the lower corpus index
+            merged_scores.append(block.gather(1, order))
+            merged_indices.append(block_indices.gather(1, order))
+        if count:
+            scores, indices = torch.cat(merged_scores), torch.cat(merged_indices)
+    if count == 0:
+        scores, indices = scores.new_empty((0, k)), indices.new_empty((0, k))
     if as_numpy:
         return SearchResult(scores.cpu().numpy(), indices.cpu().numpy())
     return SearchResult(scores, indices)

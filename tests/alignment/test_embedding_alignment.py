@@ -344,10 +344,11 @@ def test_search_reads_a_memmap_in_chunks_and_transforms_each_chunk(tmp_path):
         seen.append(rows.shape[0])
         return rows @ lift
 
-    result = search(queries, stored, 4, corpus_transform=transform, corpus_chunk_size=16)
+    result = search(queries, stored, 4, corpus_transform=transform, corpus_chunk_size=16, query_batch_size=2)
     _, order = naive_top(queries.astype(np.float64), (torch.from_numpy(corpus) @ lift).double().numpy(), 4)
     np.testing.assert_array_equal(result.indices, order)
-    assert max(seen) == 16
+    assert seen == [16, 16, 16, 2]  # each chunk read and transformed once, whatever the number of query batches
+    assert search(queries[:0, :4], stored, 4).indices.shape == (0, 4)
 
 
 def test_alignment_search_equals_searching_mapped_vectors(pair):
