@@ -77,6 +77,22 @@ class EmbeddingAlignment:
         anchor_fingerprint: `hf_relrep.anchors.identity.anchor_fingerprint` of the anchor texts, when given.
         embeddings_fingerprint: the same of the two anchor embedding arrays (always).
         source_model, target_model: the models' names or ids, as given (recorded, not checked).
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from hf_relrep.alignment import EmbeddingAlignment
+    >>> query_model_anchors = torch.randn(300, 16)  # the same 300 texts embedded by two models
+    >>> corpus_model_anchors = 2 * query_model_anchors @ torch.linalg.qr(torch.randn(16, 16)).Q + 1
+    >>> alignment = EmbeddingAlignment.fit(query_model_anchors, corpus_model_anchors, method="translation:orthogonal")
+    >>> alignment.corpus_untouched, alignment.quality.recall_at_1
+    (True, 1.0)
+    >>> hits = alignment.search(query_model_anchors[:5], corpus_model_anchors, k=1).indices
+    >>> hits.flatten().tolist()
+    [0, 1, 2, 3, 4]
+
+    ```
     """
 
     def __init__(self, maps, config: dict[str, Any]):
