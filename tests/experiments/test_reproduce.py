@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from tiny_models import save_tiny_backbone
+from transformers.utils import logging as transformers_logging
 
 from hf_relrep.errors import AnchorError, ConfigurationError, DataError, OutputExistsError
 from hf_relrep.experiments.reproduce import METHODS, preset_config, report, run_reproduce
@@ -34,7 +35,10 @@ def tiny_quick(encoders, **overrides):
 
 
 def test_quick_pipeline_end_to_end(encoders, tmp_path):
+    transformers_logging.set_verbosity_warning()
     results = run_reproduce(tiny_quick(encoders), tmp_path / "out")
+    # the backbones' load reports were silenced for the run only: the caller's transformers verbosity is back
+    assert transformers_logging.get_verbosity() == transformers_logging.WARNING
     out = tmp_path / "out"
     assert {"results.json", "table.txt", "stitching_heatmap.png"} <= {p.name for p in out.iterdir()}
     assert list(out.glob("death_times_robust+topo_*_pre.png")) and list(out.glob("death_times_robust+topo_*_post.png"))

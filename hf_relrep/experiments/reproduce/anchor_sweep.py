@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers.utils import logging as hf_logging
 
 from ...metrics import load_metric
 from ...utils.files import atomic_folder, check_output_dir
+from ...utils.logs import transformers_errors_only
 from ...utils.plotting import new_figure, save_figure
 from .alignment import anchor_pool, choose, stitch_pair, with_anchors
 from .config import LANGUAGES, METHODS, ReproduceConfig
@@ -42,6 +42,7 @@ def coverage(features: torch.Tensor, indices: torch.Tensor) -> float:
     return float(torch.cdist(features, features[indices]).min(1).values.mean())
 
 
+@transformers_errors_only()
 def run_anchor_sweep(
     config: ReproduceConfig,
     out_dir: str | os.PathLike | None = None,
@@ -67,7 +68,6 @@ def run_anchor_sweep(
     config.validate()
     out = check_output_dir(out_dir or Path("runs") / time.strftime("anchor-sweep-%Y%m%d-%H%M%S"), overwrite=overwrite)
     started = time.perf_counter()
-    hf_logging.set_verbosity_error()
     data, label_names = load_task_data(config)
     setups = prepare_languages(config, data)
     pool = anchor_pool(config, setups)

@@ -10,13 +10,13 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
-from transformers.utils import logging as hf_logging
 
 from ...errors import ConfigurationError
 from ...evaluation import METRIC_KEYS
 from ...metrics import load_metric
 from ...modeling.loading import check_loadable
 from ...utils.files import atomic_folder, check_output_dir
+from ...utils.logs import transformers_errors_only
 from ...zoo import find_offline_encoder
 from .alignment import anchor_variants
 from .anchor_sweep import format_sweep, run_anchor_sweep
@@ -33,6 +33,7 @@ def default_out_dir() -> Path:
     return Path("runs") / time.strftime("reproduce-%Y%m%d-%H%M%S")
 
 
+@transformers_errors_only()
 def run_reproduce(
     config: ReproduceConfig,
     out_dir: str | os.PathLike | None = None,
@@ -65,7 +66,6 @@ def run_reproduce(
         if find_offline_encoder(config.encoders[language]) is None:
             check_loadable(config.encoders[language], f"{language} encoder", allow_pickle=config.allow_pickle)
     started = time.perf_counter()
-    hf_logging.set_verbosity_error()
     data, label_names = load_task_data(config)
     setups = prepare_languages(config, data)
     prepared = time.perf_counter()

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from transformers.utils import logging as hf_logging
 
+from ...utils.logs import transformers_errors_only
 from .densification_grid import (
     MIN_STEPS,
     PAIRS,
@@ -94,8 +94,6 @@ def build_context(encoders: dict[str, str] | None, trainables: Sequence[str], ou
     from ..reproduce.data import load_task_data
     from ..reproduce.features import cached_embeddings, encoder_fingerprint, prepare_language
     from .top_layers import top_layers_setup
-
-    hf_logging.set_verbosity_error()  # the backbones' load reports, as in `hf-relrep reproduce`
 
     overrides = {"encoders": dict(encoders)} if encoders else {}
     base = preset_config("quick", methods=("robust", "robust+topo"), seeds=1, **overrides)
@@ -246,6 +244,7 @@ def choose_setting(
     return best, gains
 
 
+@transformers_errors_only()
 def run_densification(
     out: str | Path | None = None,
     *,
