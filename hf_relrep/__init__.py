@@ -56,6 +56,9 @@ _EXPORTS: dict[str, str] = {
     "knn_jaccard": ".alignment",
     "fit_translation": ".alignment",
     "LatentTranslation": ".alignment",
+    # cross-model embedding search: one model's queries against a corpus embedded by another
+    "EmbeddingAlignment": ".alignment",
+    "AlignmentQualityWarning": ".alignment",
 }
 
 # Names that left the top level → the module that keeps them; `hf_relrep.NAME` still works, with a FutureWarning.
@@ -123,7 +126,15 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see; the same names as _EXPORTS
-    from .alignment import LatentTranslation, cka, compare_latents, fit_translation, knn_jaccard
+    from .alignment import (
+        AlignmentQualityWarning,
+        EmbeddingAlignment,
+        LatentTranslation,
+        cka,
+        compare_latents,
+        fit_translation,
+        knn_jaccard,
+    )
     from .anchors import select_anchors
     from .configuration import RelativeEncoderConfig, TranslatedStitchConfig
     from .modeling import (

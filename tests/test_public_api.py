@@ -46,6 +46,8 @@ CURATED = {
     "knn_jaccard",
     "fit_translation",
     "LatentTranslation",
+    "EmbeddingAlignment",
+    "AlignmentQualityWarning",
 }
 DEPRECATED = {
     "pool": "hf_relrep.relative",
