@@ -111,12 +111,7 @@ def __getattr__(name: str):
         return getattr(_importlib.import_module(_DEPRECATED[name]), name)
     moved_to = _moved_modules.MOVED_MODULES.get(f"{__name__}.{name}")
     if moved_to is not None:
-        _warnings.warn(
-            f"hf_relrep.{name} moved to {moved_to}; import it from there (the old path will be removed in a future "
-            "release).",
-            FutureWarning,
-            stacklevel=2,
-        )
+        _moved_modules.warn_moved(f"{__name__}.{name}", moved_to, stacklevel=2)
         return _importlib.import_module(moved_to)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -49,6 +49,19 @@ def new_name(fullname: str) -> str | None:
     return None
 
 
+def warn_moved(old: str, new: str, *, stacklevel: int = 2) -> None:
+    """The `FutureWarning` for a use of the old path `old` of the module now at `new`.
+
+    Args:
+        stacklevel: as for `warnings.warn` called where `warn_moved` is called.
+    """
+    warnings.warn(
+        f"{old} moved to {new}; import it from there (the old path will be removed in a future release).",
+        FutureWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
 class _MovedModuleLoader:
     """Gives the module at the new path (imported if needed) for the old one, after a `FutureWarning`."""
 
@@ -56,12 +69,7 @@ class _MovedModuleLoader:
         self.new = new
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        warnings.warn(
-            f"{spec.name} moved to {self.new}; import it from there (the old path will be removed in a future "
-            "release).",
-            FutureWarning,
-            stacklevel=_caller_stacklevel(),
-        )
+        warn_moved(spec.name, self.new, stacklevel=_caller_stacklevel())
         return importlib.import_module(self.new)
 
     def exec_module(self, module: ModuleType) -> None:
@@ -100,4 +108,4 @@ def install() -> None:
         sys.meta_path.insert(0, MovedModuleFinder())
 
 
-__all__ = ["MOVED_MODULES", "MovedModuleFinder", "install", "new_name"]
+__all__ = ["MOVED_MODULES", "MovedModuleFinder", "install", "new_name", "warn_moved"]
