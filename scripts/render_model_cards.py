@@ -33,6 +33,7 @@ from hf_relrep import AbsoluteStitchingWarning, RelativeModelForSequenceClassifi
 from hf_relrep.data import SENTIMENT_LABELS, load_parallel_sentiment
 from hf_relrep.experiments.reproduce.config import METHODS, PRESETS, Method, ReproduceConfig
 from hf_relrep.hub import build_model_card
+from hf_relrep.utils.files import atomic_write_text
 from hf_relrep.zoo import find_offline_encoder, offline_encoder
 
 
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     for path, text in cards.items():
         target = args.out / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        atomic_write_text(target, text)
         print(f"wrote {target}")
     return 0
 
